@@ -1,0 +1,31 @@
+# The two README commands: `make demo` (the demo zoo end to end) and `make test` (the suite).
+# Both create .venv and install the pinned requirements first (about 2 minutes, once).
+SHELL := /bin/bash
+VENV ?= .venv
+ACTIVATE := source $(VENV)/bin/activate
+CORES ?= 2
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(ACTIVATE) && zoo validate config/config.yaml && time snakemake --cores $(CORES) && zoo summary
+
+test: install
+	$(ACTIVATE) && ruff check zoo tests benchmarks && snakemake --lint && pytest -q
+
+lint: install
+	$(ACTIVATE) && ruff check zoo tests benchmarks && snakemake --lint
+
+bench: install
+	$(ACTIVATE) && python benchmarks/train_throughput.py
+
+clean:
+	rm -rf data/zoos data/learners data/zoo.duckdb data/logs .snakemake

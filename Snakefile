@@ -1,0 +1,20 @@
+# zoo: spec → population training → checkpoints, metrics, weights → DuckDB catalog.
+# Rules only wire files to `zoo` CLI calls; all logic lives in the `zoo` package.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/catalog.smk"
+
+
+rule all:
+    input:
+        rules.catalog.output.db,
+    default_target: True

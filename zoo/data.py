@@ -1,0 +1,117 @@
+"""Dataset registry: every dataset loads offline into tensors with a fixed, seeded split.
+
+A loader returns a :class:`Dataset` whose inputs are float32 and already normalised with
+statistics of the training split only. Loaders register themselves with
+:func:`register`; ``known_datasets()`` lists them (the spec validator uses it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import DataError
+
+SPLIT_SEED = 0
+
+
+@dataclass
+class Dataset:
+    """Train/test tensors of one dataset.
+
+    ``x_*``: float32 arrays ``[N, *input_shape]``; ``y_*``: int64 class labels ``[N]``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+Loader = Callable[..., Dataset]
+_REGISTRY: dict[str, Loader] = {}
+
+
+def register(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: make ``loader(**options)`` available as dataset ``name``."""
+
+    def deco(fn: Loader) -> Loader:
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def known_datasets() -> list[str]:
+    """Names a zoo spec may use as ``dataset``."""
+    return sorted(_REGISTRY)
+
+
+_CACHE: dict[str, Dataset] = {}
+
+
+def load_dataset(name: str, options: dict[str, Any] | None = None) -> Dataset:
+    """Load dataset ``name`` (cached per process)."""
+    from zoo.hashing import canonical_json
+
+    key = canonical_json([name, options or {}])
+    if key not in _CACHE:
+        if name not in _REGISTRY:
+            raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(known_datasets())}")
+        try:
+            _CACHE[key] = _REGISTRY[name](**(options or {}))
+        except TypeError as exc:
+            raise DataError(f"dataset {name!r}: bad dataset_options {options!r} ({exc})") from None
+    return _CACHE[key]
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a seeded, class-stratified train/test split (sorted)."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        n_test = int(round(len(idx) * test_fraction))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Scale both splits by the training split's global mean and std (one scalar each)."""
+    mean = float(x_train.mean())
+    std = float(x_train.std()) or 1.0
+    return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32), {"mean": mean, "std": std}
+
+
+@register("digits")
+def load_digits(test_fraction: float = 0.2, flatten: bool = False) -> Dataset:
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes).
+
+    Split: stratified, seed 0, ``test_fraction`` held out (360 test images by default).
+    Normalisation: pixel values 0–16 standardised by the train split's mean and std.
+    Inputs are ``[N, 1, 8, 8]`` (MLPs flatten them).
+    """
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = bunch.images.astype(np.float64)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    tr, te = stratified_split(y, test_fraction)
+    x_tr, x_te, norm = standardise(x[tr], x[te])
+    if flatten:
+        x_tr, x_te = x_tr.reshape(len(tr), -1), x_te.reshape(len(te), -1)
+    meta = {"source": "sklearn.datasets.load_digits", "split_seed": SPLIT_SEED,
+            "test_fraction": test_fraction, "normalisation": norm}
+    return Dataset("digits", x_tr, y[tr], x_te, y[te], 10, meta)

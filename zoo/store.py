@@ -1,0 +1,115 @@
+"""Atomic, versioned storage: Parquet tables and population checkpoints.
+
+Every file is written to a temporary name in the target folder and renamed into place,
+so a killed job never leaves a half-written file that looks complete.
+
+Parquet files carry key-value metadata ``zoo.schema_version`` and ``zoo.table``; readers
+check both. Population checkpoints are safetensors files holding, for each checkpoint
+epoch, each tensor stacked over the population's models: key ``e{epoch}/{tensor}``,
+shape ``[P, …]``; the model order is in the metadata (``model_ids``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from zoo.errors import DataError
+
+SCHEMA_VERSION = "1"
+CHECKPOINT_FORMAT = "zoo-population-v1"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_table(table: pa.Table, path: str | Path, name: str, extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``table`` as Parquet atomically, tagging table name and schema version."""
+    meta = dict(table.schema.metadata or {})
+    meta[b"zoo.table"] = name.encode()
+    meta[b"zoo.schema_version"] = SCHEMA_VERSION.encode()
+    for k, v in (extra or {}).items():
+        meta[f"zoo.{k}".encode()] = (v if isinstance(v, str) else json.dumps(v, sort_keys=True)).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | Path, name: str | None = None) -> pa.Table:
+    """Read a Parquet file written by :func:`write_table`, checking name and version."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: missing; re-run the workflow (snakemake) to create it")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}); delete it and re-run the workflow") from None
+    meta = table.schema.metadata or {}
+    version = meta.get(b"zoo.schema_version", b"").decode()
+    if version != SCHEMA_VERSION:
+        raise DataError(f"{path}: schema version {version or 'missing'} but this zoo reads version {SCHEMA_VERSION}; regenerate it with the workflow")
+    if name is not None and meta.get(b"zoo.table", b"").decode() != name:
+        raise DataError(f"{path}: holds table {meta.get(b'zoo.table', b'?').decode()!r}, expected {name!r}")
+    return table
+
+
+def save_checkpoints(path: str | Path, checkpoints: Mapping[int, Mapping[str, Any]], model_ids: list[str],
+                     meta: Mapping[str, Any] | None = None) -> None:
+    """Save ``{epoch: {tensor: [P, …]}}`` atomically as one safetensors file."""
+    from safetensors.torch import save_file
+
+    tensors = {f"e{epoch}/{name}": t.contiguous() for epoch, ts in checkpoints.items() for name, t in ts.items()}
+    metadata = {"format": CHECKPOINT_FORMAT, "model_ids": json.dumps(model_ids),
+                "epochs": json.dumps(sorted(checkpoints)), **{k: json.dumps(v) for k, v in (meta or {}).items()}}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_checkpoints(path: str | Path) -> tuple[dict[int, dict[str, Any]], list[str], dict[str, Any]]:
+    """Inverse of :func:`save_checkpoints`: ``(checkpoints, model_ids, meta)``."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint missing; re-run the workflow to train its population")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw_meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:
+        raise DataError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {str(exc)[:80]}); delete it and re-run the workflow") from None
+    if raw_meta.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a zoo population checkpoint (format {raw_meta.get('format')!r}); regenerate it")
+    model_ids = json.loads(raw_meta["model_ids"])
+    meta = {k: json.loads(v) for k, v in raw_meta.items() if k not in ("format", "model_ids")}
+    ckpts: dict[int, dict[str, Any]] = {}
+    for key, t in tensors.items():
+        epoch, name = key.split("/", 1)
+        ckpts.setdefault(int(epoch[1:]), {})[name] = t
+    return dict(sorted(ckpts.items())), model_ids, meta

@@ -1,0 +1,132 @@
+"""Arrow schemas and builders for the ``models``, ``metrics`` and ``weights`` tables.
+
+Column names are API (DESIGN §4): add columns freely, never rename. Columns are documented
+in ``docs/tables.md``.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import zoo
+from zoo.config import ModelSpec
+from zoo.hashing import canonical_json
+
+HYPERPARAMETER_COLUMNS: dict[str, pa.DataType] = {
+    "dataset": pa.string(), "arch": pa.string(), "depth": pa.int64(), "width": pa.int64(),
+    "channels": pa.int64(), "kernel": pa.int64(), "stride": pa.int64(), "activation": pa.string(),
+    "optimizer": pa.string(), "lr": pa.float64(), "momentum": pa.float64(), "weight_decay": pa.float64(),
+    "batch_size": pa.int64(), "train_fraction": pa.float64(), "seed": pa.int64(), "epochs": pa.int64(),
+}
+
+MODELS_SCHEMA = pa.schema(
+    [("model_id", pa.string()), ("zoo", pa.string()), ("population", pa.string())]
+    + list(HYPERPARAMETER_COLUMNS.items())
+    + [("n_params", pa.int64()), ("diverged_epoch", pa.int64()), ("spec_json", pa.string()),
+       ("zoo_spec_hash", pa.string()), ("zoo_version", pa.string()), ("torch_version", pa.string()),
+       ("python_version", pa.string()), ("git_commit", pa.string())]
+)
+
+METRICS_SCHEMA = pa.schema([
+    ("model_id", pa.string()), ("zoo", pa.string()), ("population", pa.string()), ("epoch", pa.int64()),
+    ("train_loss", pa.float64()), ("train_acc", pa.float64()), ("test_loss", pa.float64()),
+    ("test_acc", pa.float64()), ("ggap", pa.float64()), ("diverged", pa.bool_()), ("wall_s", pa.float64()),
+])
+
+WEIGHTS_SCHEMA = pa.schema([
+    ("model_id", pa.string()), ("zoo", pa.string()), ("population", pa.string()), ("epoch", pa.int64()),
+    ("tensor", pa.string()), ("layer", pa.string()), ("kind", pa.string()),
+    ("shape", pa.list_(pa.int32())), ("values", pa.list_(pa.float32())),
+])
+
+
+@cache
+def git_commit() -> str | None:
+    """The project's git commit, when it runs from a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    """Package versions recorded with every table (provenance)."""
+    import torch
+
+    return {"zoo_version": zoo.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), "git_commit": git_commit()}
+
+
+def models_table(zoo_name: str, population: str, models: Sequence[ModelSpec], n_params: int,
+                 diverged_epoch: Sequence[int | None], zoo_spec_hash: str) -> pa.Table:
+    """One row per model: every hyperparameter as a typed column, plus provenance."""
+    ver = versions()
+    rows = []
+    for m, d in zip(models, diverged_epoch):
+        row: dict[str, Any] = {"model_id": m.model_id, "zoo": zoo_name, "population": population}
+        row.update({k: m.spec.get(k) for k in HYPERPARAMETER_COLUMNS})
+        row.update(n_params=n_params, diverged_epoch=d, spec_json=canonical_json(m.spec), zoo_spec_hash=zoo_spec_hash, **ver)
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=MODELS_SCHEMA)
+
+
+def metrics_table(zoo_name: str, population: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """One row per model × checkpoint epoch."""
+    return pa.Table.from_pylist([{**r, "zoo": zoo_name, "population": population} for r in rows], schema=METRICS_SCHEMA)
+
+
+def tensor_layer_kind(name: str) -> tuple[str, str]:
+    """``'layers.0.weight'`` → ``('layers.0', 'weight')``."""
+    layer, kind = name.rsplit(".", 1)
+    return layer, kind
+
+
+def weights_table(zoo_name: str, population: str, checkpoints: Mapping[int, Mapping[str, Any]],
+                  model_ids: Sequence[str]) -> pa.Table:
+    """One row per model × epoch × tensor; ``values`` is the row-major flattened tensor."""
+    cols: dict[str, list[Any]] = {k: [] for k in ("model_id", "epoch", "tensor", "layer", "kind", "shape")}
+    flat_parts: list[np.ndarray] = []
+    lengths: list[int] = []
+    for epoch, tensors in checkpoints.items():
+        for name, stacked in tensors.items():
+            arr = np.ascontiguousarray(np.asarray(stacked, dtype=np.float32))
+            layer, kind = tensor_layer_kind(name)
+            per = int(np.prod(arr.shape[1:]))
+            flat_parts.append(arr.reshape(-1))
+            for mid in model_ids:
+                cols["model_id"].append(mid)
+                cols["epoch"].append(int(epoch))
+                cols["tensor"].append(name)
+                cols["layer"].append(layer)
+                cols["kind"].append(kind)
+                cols["shape"].append(list(arr.shape[1:]))
+                lengths.append(per)
+    # Rows were appended model-major inside each (epoch, tensor) block, matching the flat order.
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(flat_parts) if flat_parts else np.zeros(0, np.float32)))
+    n = len(cols["model_id"])
+    return pa.table({
+        "model_id": pa.array(cols["model_id"], pa.string()), "zoo": pa.array([zoo_name] * n, pa.string()),
+        "population": pa.array([population] * n, pa.string()), "epoch": pa.array(cols["epoch"], pa.int64()),
+        "tensor": pa.array(cols["tensor"], pa.string()), "layer": pa.array(cols["layer"], pa.string()),
+        "kind": pa.array(cols["kind"], pa.string()), "shape": pa.array(cols["shape"], pa.list_(pa.int32())),
+        "values": values.cast(pa.list_(pa.float32())),
+    }, schema=WEIGHTS_SCHEMA)
+
+
+def weights_from_table(table: pa.Table, model_id: str, epoch: int) -> dict[str, np.ndarray]:
+    """One model's tensors at ``epoch`` from a ``weights`` table, reshaped."""
+    import pyarrow.compute as pc
+
+    sel = table.filter(pc.and_(pc.equal(table["model_id"], model_id), pc.equal(table["epoch"], epoch)))
+    return {name: np.asarray(vals, dtype=np.float32).reshape(shape)
+            for name, shape, vals in zip(sel["tensor"].to_pylist(), sel["shape"].to_pylist(), sel["values"].to_pylist())}
