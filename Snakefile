@@ -17,4 +17,5 @@ include: "workflow/rules/catalog.smk"
 rule all:
     input:
         rules.catalog.output.db,
+        FINAL_TARGETS,
     default_target: True

@@ -4,7 +4,7 @@ rule catalog:
     output:
         db=f"{DATA}/zoo.duckdb",
     params:
-        data=DATA,
+        data=lambda w, output: os.path.dirname(output.db) or ".",
     log:
         f"{DATA}/logs/catalog.log",
     conda:

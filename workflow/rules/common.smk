@@ -1,5 +1,6 @@
 # Expand the config once; every rule reads targets from these functions.
 import json
+import os
 import sys
 
 from zoo.config import load_zoos, validate, zoo_document
@@ -16,8 +17,10 @@ SETTINGS = config.get("settings", {})
 DATA = "data"
 ENV = "../../environment.yml"
 
-# Stages append the Parquet files the catalog must wait for.
+# Stages append the Parquet files the catalog must wait for, and further final
+# targets (figures, reports) that `rule all` must build.
 CATALOG_INPUTS = []
+FINAL_TARGETS = []
 
 
 wildcard_constraints:
