@@ -95,15 +95,31 @@ def forward_population(spec: Mapping[str, Any], params: Mapping[str, Tensor], x:
             if i < n_layers - 1:
                 h = act(h)
         return h
-    # CNN: models become channel groups of one convolution.
-    h = x.transpose(0, 1).reshape(B, P * x.shape[2], *x.shape[3:])
+    # CNN: im2col + one batched matmul per layer. Unlike a grouped convolution (whose
+    # kernel choice depends on the number of groups), bmm computes each model's product
+    # on its own, so results are bit-identical whatever the population size.
+    h = x.reshape(P * B, *x.shape[2:])
     k, s = spec["kernel"], spec["stride"]
     for i in range(spec["depth"]):
         w, b = params[f"convs.{i}.weight"], params[f"convs.{i}.bias"]
-        h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=s, padding=k // 2, groups=P)
+        h = batched_conv2d(h, w, b, stride=s, padding=k // 2)
         h = act(h)
-    h = h.mean(dim=(2, 3)).reshape(B, P, -1).transpose(0, 1)
+    h = h.mean(dim=(2, 3)).reshape(P, B, -1)
     return torch.baddbmm(params["head.bias"].unsqueeze(1), h, params["head.weight"].transpose(1, 2))
+
+
+def batched_conv2d(x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int) -> Tensor:
+    """Per-model 2-D convolution: ``x`` ``[P·B, C, H, W]``, ``w`` ``[P, O, C, k, k]``, ``b`` ``[P, O]``."""
+    P, O, C, k, _ = w.shape
+    PB, _, H, W = x.shape
+    B = PB // P
+    cols = F.unfold(x, k, padding=padding, stride=stride)  # [P·B, C·k·k, L]
+    L = cols.shape[-1]
+    cols = cols.view(P, B, C * k * k, L).transpose(2, 3).reshape(P, B * L, C * k * k)
+    out = torch.baddbmm(b.unsqueeze(1), cols, w.reshape(P, O, -1).transpose(1, 2))  # [P, B·L, O]
+    Ho = (H + 2 * padding - k) // stride + 1
+    Wo = (W + 2 * padding - k) // stride + 1
+    return out.view(P, B, Ho, Wo, O).permute(0, 1, 4, 2, 3).reshape(PB, O, Ho, Wo)
 
 
 class MLP(nn.Module):

@@ -27,7 +27,8 @@ class BatchedOptimizer:
         self.name, self.lr, self.momentum, self.weight_decay = name, lr, momentum, weight_decay
         self.betas, self.eps = betas, eps
         self.state: dict[str, dict[str, Tensor]] = {}
-        self.step_count = torch.zeros_like(lr)
+        # float64 so the bias corrections match torch.optim.Adam's Python-float arithmetic
+        self.step_count = torch.zeros(lr.shape, dtype=torch.float64)
 
     def proposal(self, name: str, p: Tensor, grad: Tensor, active: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """New value of parameter ``name`` and new optimizer state, for every model."""
@@ -41,12 +42,12 @@ class BatchedOptimizer:
             return p - lr * buf, {"buf": buf}
         b1, b2 = self.betas
         t = _per_model(self.step_count + 1, p)
-        m = st.get("m", torch.zeros_like(p)) * b1 + (1 - b1) * g
+        m = torch.lerp(st.get("m", torch.zeros_like(p)), g, 1 - b1)
         v = st.get("v", torch.zeros_like(p)) * b2 + (1 - b2) * g * g
-        bc1 = 1 - b1**t
-        bc2_sqrt = torch.sqrt(1 - b2**t)
+        step_size = (_per_model(self.lr.double(), p) / (1 - b1**t)).float()
+        bc2_sqrt = torch.sqrt(1 - b2**t).float()
         denom = v.sqrt() / bc2_sqrt + self.eps
-        return p - (lr / bc1) * m / denom, {"m": m, "v": v}
+        return p - step_size * m / denom, {"m": m, "v": v}
 
     def commit(self, name: str, new_state: dict[str, Tensor], accept: Tensor) -> None:
         """Keep the new state for accepted models, the old one for frozen models."""
