@@ -37,6 +37,12 @@ def population_targets(pattern):
     return [pattern.format(zoo=z, population=p) for z, spec in ZOOS.items() for p in spec.populations]
 
 
+def zoo_tables(wildcards, tables=("models", "metrics")):
+    """Input function: the given Parquet tables of every population of ``wildcards.zoo``."""
+    pops = ZOOS[wildcards.zoo].populations
+    return [f"{DATA}/zoos/{wildcards.zoo}/{t}/{p}.parquet" for t in tables for p in pops]
+
+
 def spec_document(wildcards):
     return json.dumps(zoo_document(ZOOS[wildcards.zoo], SETTINGS), sort_keys=True)
 
@@ -53,3 +59,10 @@ def population_mem_mb(wildcards):
     zoo = ZOOS[wildcards.zoo]
     n = len(zoo.populations[wildcards.population])
     return 1500 + n * len(zoo.checkpoints) // 4
+
+
+def zoo_output_files(wildcards):
+    """Everything the zoo is made of: spec, checkpoints and every catalogued table."""
+    prefix = zoo_dir(wildcards.zoo) + "/"
+    checkpoints = population_targets(f"{DATA}/zoos/{{zoo}}/checkpoints/{{population}}.safetensors")
+    return [f"{prefix}spec.json"] + [f for f in checkpoints + CATALOG_INPUTS if f.startswith(prefix)]
