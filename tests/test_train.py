@@ -106,3 +106,35 @@ def test_train_fraction_uses_a_seeded_subset():
     a, b = run(list(zoo.models), zoo.checkpoints), run(list(zoo.models), zoo.checkpoints)
     for name in a.checkpoints[1]:
         assert torch.equal(a.checkpoints[1][name], b.checkpoints[1][name])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_interrupted_training_resumes_to_identical_result(tmp_path, optimizer):
+    """A job killed after a checkpoint epoch resumes from its saved state, bit for bit."""
+    raw = {"dataset": "digits", "model": {"arch": "mlp", "depth": 1, "width": 8}, "grid": {"lr": [0.05, 50.0]},
+           "seeds": [0, 1], "epochs": 4, "checkpoints": [0, 1, 2, 4], "batch_size": 128,
+           "optimizer": {"name": optimizer, "momentum": 0.9}}
+    zoo = expand_zoo("t", raw)
+    specs, ids = [m.spec for m in zoo.models], [m.model_id for m in zoo.models]
+    straight = train_population(specs, ids, zoo.checkpoints)
+    state = tmp_path / "state.pt"
+    partial = train_population(specs, ids, zoo.checkpoints, state_path=state, stop_after_epoch=2)
+    assert state.is_file() and max(partial.checkpoints) == 2
+    resumed = train_population(specs, ids, zoo.checkpoints, state_path=state)
+    assert resumed.diverged_epoch == straight.diverged_epoch
+    for epoch in straight.checkpoints:
+        for name, t in straight.checkpoints[epoch].items():
+            assert torch.equal(t, resumed.checkpoints[epoch][name]), (epoch, name)
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in straight.metrics]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in resumed.metrics]
+
+
+def test_foreign_resume_state_is_ignored(tmp_path):
+    zoo = small_zoo(lr=(0.1,), seeds=(0,), epochs=2)
+    specs, ids = [m.spec for m in zoo.models], [m.model_id for m in zoo.models]
+    state = tmp_path / "state.pt"
+    state.write_bytes(b"garbage")
+    a = train_population(specs, ids, zoo.checkpoints, state_path=state)
+    b = train_population(specs, ids, zoo.checkpoints)
+    for name, t in a.checkpoints[2].items():
+        assert torch.equal(t, b.checkpoints[2][name])

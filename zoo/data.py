@@ -22,7 +22,9 @@ SPLIT_SEED = 0
 class Dataset:
     """Train/test tensors of one dataset.
 
-    ``x_*``: float32 arrays ``[N, *input_shape]``; ``y_*``: int64 class labels ``[N]``.
+    ``x_*``: float32 arrays ``[N, *input_shape]``; ``y_*``: int64 class labels ``[N]``
+    (``task == "classification"``) or float32 targets ``[N, n_classes]`` (``"regression"``,
+    where ``n_classes`` is the number of outputs).
     """
 
     name: str
@@ -32,6 +34,7 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     meta: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -115,3 +118,7 @@ def load_digits(test_fraction: float = 0.2, flatten: bool = False) -> Dataset:
     meta = {"source": "sklearn.datasets.load_digits", "split_seed": SPLIT_SEED,
             "test_fraction": test_fraction, "normalisation": norm}
     return Dataset("digits", x_tr, y[tr], x_te, y[te], 10, meta)
+
+
+# The other loaders live in zoo/datasets/ (one module per source) and register on import.
+from zoo import datasets as _datasets  # noqa: E402,F401

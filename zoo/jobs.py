@@ -44,8 +44,11 @@ def train(spec_path: str | Path, population: str, outdir: str | Path, progress: 
     members = zoo.populations[population]
     specs = [{**m.spec, "max_loss": zoo.raw.get("max_loss", 1e3)} for m in members]
     ids = [m.model_id for m in members]
-    result = train_population(specs, ids, zoo.checkpoints, progress=progress, label=f"{zoo.name}/{population}")
     outdir = Path(outdir)
+    # Saved after every checkpoint epoch; a killed job resumes from it (deleted when done).
+    state_path = outdir / "resume" / f"{population}.pt"
+    result = train_population(specs, ids, zoo.checkpoints, progress=progress, label=f"{zoo.name}/{population}",
+                              state_path=state_path)
     meta = {"zoo": zoo.name, "population": population, "zoo_spec_hash": zoo.spec_hash, **result.meta}
     save_checkpoints(outdir / "checkpoints" / f"{population}.safetensors", result.checkpoints, ids, meta)
     shape, n_classes = tuple(result.meta["input_shape"]), result.meta["n_classes"]
@@ -54,6 +57,7 @@ def train(spec_path: str | Path, population: str, outdir: str | Path, progress: 
     write_table(models, outdir / "models" / f"{population}.parquet", "models", {"zoo_spec_hash": zoo.spec_hash})
     write_table(metrics_table(zoo.name, population, result.metrics), outdir / "metrics" / f"{population}.parquet",
                 "metrics", {"zoo_spec_hash": zoo.spec_hash})
+    state_path.unlink(missing_ok=True)
     n_div = sum(d is not None for d in result.diverged_epoch)
     print(f"{zoo.name}/{population}: trained {len(ids)} models ({n_div} diverged) in {result.wall_s:.1f} s "
           f"= {60 * len(ids) / max(result.wall_s, 1e-9):.0f} models/min", file=sys.stderr)

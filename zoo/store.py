@@ -85,10 +85,11 @@ def save_checkpoints(path: str | Path, checkpoints: Mapping[int, Mapping[str, An
     from safetensors.torch import save_file
 
     tensors = {f"e{epoch}/{name}": t.contiguous() for epoch, ts in checkpoints.items() for name, t in ts.items()}
-    metadata = {"format": CHECKPOINT_FORMAT, "model_ids": json.dumps(model_ids),
-                "epochs": json.dumps(sorted(checkpoints)), **{k: json.dumps(v) for k, v in (meta or {}).items()}}
+    # One metadata key: safetensors stores metadata as a hash map whose key order varies
+    # between processes, so several keys would make identical checkpoints differ in bytes.
+    doc = {"format": CHECKPOINT_FORMAT, "model_ids": list(model_ids), "epochs": sorted(checkpoints), **(meta or {})}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata={"zoo": json.dumps(doc, sort_keys=True)})
 
 
 def load_checkpoints(path: str | Path) -> tuple[dict[int, dict[str, Any]], list[str], dict[str, Any]]:
@@ -104,12 +105,28 @@ def load_checkpoints(path: str | Path) -> tuple[dict[int, dict[str, Any]], list[
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:
         raise DataError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {str(exc)[:80]}); delete it and re-run the workflow") from None
-    if raw_meta.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not a zoo population checkpoint (format {raw_meta.get('format')!r}); regenerate it")
-    model_ids = json.loads(raw_meta["model_ids"])
-    meta = {k: json.loads(v) for k, v in raw_meta.items() if k not in ("format", "model_ids")}
+    try:
+        doc = json.loads(raw_meta.get("zoo", "{}"))
+    except json.JSONDecodeError:
+        doc = {}
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        doc = doc if isinstance(doc, dict) else {}
+        raise DataError(f"{path}: not a zoo population checkpoint (format {doc.get('format')!r}); regenerate it")
+    model_ids = doc.pop("model_ids")
+    meta = {k: v for k, v in doc.items() if k != "format"}
     ckpts: dict[int, dict[str, Any]] = {}
     for key, t in tensors.items():
         epoch, name = key.split("/", 1)
         ckpts.setdefault(int(epoch[1:]), {})[name] = t
     return dict(sorted(ckpts.items())), model_ids, meta
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's metadata (model_ids, epochs, zoo, population, …) without loading tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:  # header only: no torch import
+            return json.loads((fh.metadata() or {}).get("zoo", "{}"))
+    except Exception as exc:
+        raise DataError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}); delete it and re-run the workflow") from None

@@ -25,7 +25,13 @@ HYPERPARAMETER_COLUMNS: dict[str, pa.DataType] = {
     "channels": pa.int64(), "kernel": pa.int64(), "stride": pa.int64(), "activation": pa.string(),
     "optimizer": pa.string(), "lr": pa.float64(), "momentum": pa.float64(), "weight_decay": pa.float64(),
     "batch_size": pa.int64(), "train_fraction": pa.float64(), "seed": pa.int64(), "epochs": pa.int64(),
+    "label_noise": pa.float64(), "dropout": pa.float64(), "init": pa.string(), "init_std": pa.float64(),
+    "heads": pa.int64(),
 }
+
+#: Values of axes a model spec omits at their default (zoo.config.OPTIONAL_DEFAULTS), so the
+#: columns read 0.0 / 'default' instead of null; init_std stays null where the scheme has none.
+HYPERPARAMETER_DEFAULTS: dict[str, Any] = {"label_noise": 0.0, "dropout": 0.0, "init": "default"}
 
 MODELS_SCHEMA = pa.schema(
     [("model_id", pa.string()), ("zoo", pa.string()), ("population", pa.string())]
@@ -73,7 +79,7 @@ def models_table(zoo_name: str, population: str, models: Sequence[ModelSpec], n_
     rows = []
     for m, d in zip(models, diverged_epoch):
         row: dict[str, Any] = {"model_id": m.model_id, "zoo": zoo_name, "population": population}
-        row.update({k: m.spec.get(k) for k in HYPERPARAMETER_COLUMNS})
+        row.update({k: m.spec.get(k, HYPERPARAMETER_DEFAULTS.get(k)) for k in HYPERPARAMETER_COLUMNS})
         row.update(n_params=n_params, diverged_epoch=d, spec_json=canonical_json(m.spec), zoo_spec_hash=zoo_spec_hash, **ver)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=MODELS_SCHEMA)
