@@ -1,0 +1,173 @@
+"""``zoo landscape`` (one population → landscape/<pop>.parquet) and ``zoo phases`` (one zoo →
+phases.parquet + phase-diagram PNG). Heavy imports live inside the functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from zoo.cli import command
+from zoo.errors import DataError
+
+LANDSCAPE_COLUMNS: dict[str, str] = {
+    "model_id": "string", "zoo": "string", "population": "string", "epoch": "int64",
+    "hessian_top_eig": "float64", "hessian_power_steps": "int64", "hessian_trace": "float64",
+    "hessian_trace_se": "float64", "eval_loss": "float64", "mc": "float64", "mc_loss": "float64",
+    "mc_linear": "float64", "linear_barrier": "float64", "cka_mean": "float64", "l2_to_peers": "float64",
+    "n_peers": "int64", "n_pairs": "int64", "landscape_diverged": "bool_", "wall_s": "float64",
+}
+
+
+def landscape_job(spec_path: str | Path, checkpoint: str | Path, models_path: str | Path, out: str | Path,
+                  epoch: int | None = None, overrides: dict[str, Any] | None = None) -> None:
+    """Landscape metrics of one population at ``epoch`` (default: its last checkpoint)."""
+    import dataclasses
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+    import torch
+
+    from zoo.data import load_dataset
+    from zoo.jobs import read_spec
+    from zoo.landscape import LandscapeSettings, population_landscape
+    from zoo.store import load_checkpoints, read_table, write_table
+    from zoo.train import train_subset
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    zoo = read_spec(spec_path)
+    ckpts, ids, meta = load_checkpoints(checkpoint)
+    population = meta.get("population", Path(checkpoint).stem)
+    if population not in zoo.populations:
+        raise DataError(f"{checkpoint}: population {population!r} is not in {spec_path}; re-run the workflow")
+    epoch = max(ckpts) if epoch is None else int(epoch)
+    if epoch not in ckpts:
+        raise DataError(f"{checkpoint}: no checkpoint at epoch {epoch}; choose one of {sorted(ckpts)}")
+    by_id = {m.model_id: m.spec for m in zoo.populations[population]}
+    specs = [by_id[i] for i in ids]
+    models = read_table(models_path, "models").to_pandas().set_index("model_id")
+    missing = [i for i in ids if i not in models.index]
+    if missing:
+        raise DataError(f"{models_path}: lacks models {missing[:3]} of {checkpoint}; re-run the train rule")
+    import pandas as pd
+
+    diverged = [bool(not pd.isna(d) and d <= epoch) for d in models.loc[ids, "diverged_epoch"]]
+    ds = load_dataset(specs[0]["dataset"], specs[0].get("dataset_options"))
+    task = getattr(ds, "task", "classification")
+    x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
+    settings = dataclasses.replace(LandscapeSettings(), **(overrides or {}))
+    subsets = [train_subset(s, len(x)) for s in specs]
+    y_fit = None
+    if any(float(s.get("label_noise", 0.0)) > 0 for s in specs):
+        from zoo.train import noisy_labels
+
+        y_fit = torch.from_numpy(np.stack([noisy_labels(s, ds.y_train, sub, ds.n_classes) for s, sub in zip(specs, subsets)]))
+    if task == "classification":
+        rows = population_landscape(specs, ids, ckpts[epoch], x, y, subsets, diverged, settings, y_fit=y_fit)
+    else:
+        # Cross-entropy Hessian, error-based mc and softmax CKA are defined for classifiers
+        # only: other tasks get NaN rows (their phase is then `unlabelled`), not a failed workflow.
+        print(f"{zoo.name}/{population}: {task} task, landscape metrics not defined: writing NaN rows", file=sys.stderr)
+        rows = population_landscape(specs, ids, ckpts[epoch], x, y, subsets, [True] * len(ids), settings)
+        for r in rows:
+            r["landscape_diverged"] = False
+    for r in rows:
+        r.update(zoo=zoo.name, population=population, epoch=epoch)
+    schema = pa.schema([(k, getattr(pa, t)()) for k, t in LANDSCAPE_COLUMNS.items()])
+    table = pa.Table.from_pylist([{k: r.get(k) for k in LANDSCAPE_COLUMNS} for r in rows], schema=schema)
+    write_table(table, out, "landscape", {"zoo_spec_hash": zoo.spec_hash, "settings": dataclasses.asdict(settings),
+                                          "task": task})
+    print(f"{zoo.name}/{population}: landscape of {len(ids)} models ({sum(diverged)} diverged) at epoch {epoch} "
+          f"in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def phases_job(spec_path: str | Path, zoo_dir: str | Path, out: str | Path, figure: str | Path | None) -> Any:
+    """Label every model of a zoo; write ``phases.parquet`` and the phase diagram; return the counts."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from zoo.jobs import read_spec
+    from zoo.phases import (
+        PhaseThresholds,
+        diagram_axes,
+        label_phases,
+        phase_counts,
+        plot_phase_diagram,
+    )
+    from zoo.store import read_table, write_table
+
+    zoo = read_spec(spec_path)
+    zoo_dir = Path(zoo_dir)
+    thr = PhaseThresholds.from_spec(zoo.raw.get("phases"), source=str(spec_path))
+    parts = []
+    for pop in zoo.populations:
+        models = read_table(zoo_dir / "models" / f"{pop}.parquet", "models").to_pandas()
+        land = read_table(zoo_dir / "landscape" / f"{pop}.parquet", "landscape").to_pandas()
+        metrics = read_table(zoo_dir / "metrics" / f"{pop}.parquet", "metrics").to_pandas()
+        metrics = metrics[["model_id", "epoch", "train_loss", "train_acc", "test_acc", "diverged"]]
+        df = land.merge(metrics, on=["model_id", "epoch"], how="left", validate="one_to_one")
+        grid_cols = [c for c in zoo.grid_keys if c in models]
+        df = df.merge(models[["model_id", "seed", *grid_cols]], on="model_id", how="left")
+        parts.append(df)
+    df = pd.concat(parts, ignore_index=True)
+    df["diverged"] = df["diverged"].fillna(False).astype(bool) | df["landscape_diverged"].astype(bool)
+    labelled = label_phases(df, thr)
+    keep = ["model_id", "zoo", "population", "epoch", "phase", "margin", "margin_to", "margin_train_loss",
+            "margin_log10_trace", "margin_mc", "margin_cka", "train_loss", "train_acc", "test_acc",
+            "log10_hessian_trace", "mc", "cka_mean", "diverged"] + [c for c in labelled if c.startswith("thr_")]
+    table = pa.Table.from_pandas(labelled[keep], preserve_index=False)
+    import dataclasses
+
+    write_table(table, out, "phases", {"zoo_spec_hash": zoo.spec_hash, "thresholds": dataclasses.asdict(thr)})
+    if figure is not None:
+        x, y, facets = diagram_axes(zoo.raw["grid"], labelled, zoo.raw.get("phases"))
+        plot_phase_diagram(labelled, x, y, facets, str(figure), f"{zoo.name}: phases at epoch {int(df['epoch'].max())}")
+    return phase_counts(labelled)
+
+
+def _landscape_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="data/zoos/<zoo>/checkpoints/<population>.safetensors")
+    p.add_argument("--spec", required=True, help="data/zoos/<zoo>/spec.json")
+    p.add_argument("--models", required=True, help="data/zoos/<zoo>/models/<population>.parquet (diverged flags)")
+    p.add_argument("--out", required=True, help="data/zoos/<zoo>/landscape/<population>.parquet")
+    p.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the last)")
+    for name, typ, what in (("n-eval", int, "examples in the fixed evaluation batch"),
+                            ("power-iters", int, "power-iteration steps"), ("probes", int, "Hutchinson probes"),
+                            ("curve-steps", int, "Bezier control-point training steps"),
+                            ("curve-points", int, "values of t on the curve (>= 5)"), ("n-mix", int, "mixup inputs for CKA")):
+        p.add_argument(f"--{name}", type=typ, default=None, help=what)
+
+
+@command("landscape", "Hessian, mode connectivity, CKA and peer distances of one population", _landscape_args)
+def _landscape(args: argparse.Namespace) -> None:
+    overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
+                 for k in ("n-eval", "power-iters", "probes", "curve-steps", "curve-points", "n-mix")}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides.get("curve_points", 5) < 5:
+        raise DataError("--curve-points: mc needs at least 5 values of t; pass --curve-points 5 or more")
+    if overrides.get("probes", 2) < 2:
+        raise DataError("--probes: the trace's standard error needs at least 2 probes; pass --probes 2 or more")
+    for key, value in overrides.items():
+        if key != "curve_steps" and value < 1:
+            raise DataError(f"--{key.replace('_', '-')}: {value} must be >= 1")
+        if key == "curve_steps" and value < 0:
+            raise DataError("--curve-steps: must be >= 0 (0 = the straight line)")
+    landscape_job(args.spec, args.checkpoint, args.models, args.out, args.epoch, overrides)
+
+
+def _phases_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="data/zoos/<zoo>/spec.json")
+    p.add_argument("--zoo-dir", required=True, help="data/zoos/<zoo> (models/, metrics/, landscape/ inside)")
+    p.add_argument("--out", required=True, help="data/zoos/<zoo>/phases.parquet")
+    p.add_argument("--figure", default=None, help="phase-diagram PNG to write")
+
+
+@command("phases", "label every model of a zoo with its phase (I, II, III, IV-A, IV-B) and draw the phase diagram", _phases_args)
+def _phases(args: argparse.Namespace) -> None:
+    counts = phases_job(args.spec, args.zoo_dir, args.out, args.figure)
+    print("| phase | models |\n|---|---|")
+    for k, v in counts.items():
+        print(f"| {k} | {v} |")
