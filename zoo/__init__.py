@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__", "frame", "load_model", "open"]
 
-_API = {"open", "frame", "load_model", "tables"}
+_API = {"open", "frame", "load_model"}
 
 
 def __getattr__(name: str):

@@ -39,7 +39,7 @@ def open(data_dir: str | Path = "data") -> duckdb.DuckDBPyConnection:
     return connect(catalog_path(data_dir), read_only=True)
 
 
-def tables(data_dir: str | Path = "data") -> list[str]:
+def list_views(data_dir: str | Path = "data") -> list[str]:
     """Names of the views the catalog of ``data_dir`` holds (e.g. ``['metrics', 'models', 'weights']``)."""
     con = open(data_dir)
     try:
@@ -114,4 +114,4 @@ def load_model(model_id: str, epoch: int, data_dir: str | Path = "data") -> nn.M
     return module
 
 
-__all__ = ["catalog_path", "checkpoint_path", "frame", "load_model", "model_record", "open", "tables"]
+__all__ = ["catalog_path", "checkpoint_path", "frame", "load_model", "list_views", "model_record", "open"]
