@@ -10,10 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from zoo.catalog import run_query
-from zoo.store import load_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -24,7 +22,7 @@ def env() -> dict[str, str]:
 
 
 def project_copy(dest: Path) -> Path:
-    for name in ("Snakefile", "workflow", "config", "environment.yml"):
+    for name in ("Snakefile", "workflow", "config", "profiles", "environment.yml"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
     return dest
@@ -73,19 +71,36 @@ def test_rerun_of_finished_workflow_does_nothing(demo):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_two_runs_of_the_demo_spec_give_identical_weights(demo, tmp_path):
-    """Retrain every population in a fresh folder (other process, other order)."""
-    spec = demo / "data/zoos/digits-mlp/spec.json"
-    pops = sorted(p.stem for p in (demo / "data/zoos/digits-mlp/checkpoints").glob("*.safetensors"))
-    for pop in reversed(pops):
-        subprocess.run(["zoo", "train", str(spec), "--population", pop, "--outdir", str(tmp_path), "--no-progress"],
-                       env=env(), check=True, capture_output=True)
-        a, ids_a, _ = load_checkpoints(demo / f"data/zoos/digits-mlp/checkpoints/{pop}.safetensors")
-        b, ids_b, _ = load_checkpoints(tmp_path / f"checkpoints/{pop}.safetensors")
-        assert ids_a == ids_b
-        for epoch in a:
-            for name in a[epoch]:
-                assert torch.equal(a[epoch][name], b[epoch][name]), (pop, epoch, name)
+def weights_by_key(data: Path) -> dict[tuple, list[float]]:
+    import pyarrow.parquet as pq
+
+    out = {}
+    for f in sorted((data / "zoos/digits-mlp/weights").glob("*.parquet")):
+        t = pq.read_table(f, columns=["model_id", "epoch", "tensor", "values"]).to_pydict()
+        for key, values in zip(zip(t["model_id"], t["epoch"], t["tensor"]), t["values"]):
+            out[key] = values
+    return out
+
+
+def test_second_run_with_one_core_and_other_populations_gives_identical_weights(demo, tmp_path):
+    """Same spec, `--cores 1` instead of 2, populations of 7 instead of 15: same weights, bit for bit."""
+    import yaml
+
+    from zoo.config import load_zoos
+
+    work = project_copy(tmp_path)
+    config = yaml.safe_load((work / "config/config.yaml").read_text())
+    config["settings"] = {"population_size": 7}
+    (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+    zoo = load_zoos(config)["digits-mlp"]
+    assert {len(p) for p in zoo.populations.values()} != {15}
+    targets = [f"data/zoos/digits-mlp/weights/{p}.parquet" for p in zoo.populations]
+    proc = subprocess.run(["snakemake", *targets, "--cores", "1"], cwd=work, env=env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = weights_by_key(demo / "data"), weights_by_key(work / "data")
+    assert len(first) == len(zoo.models) * 6 * 6
+    assert first.keys() == second.keys()
+    assert all(first[k] == second[k] for k in first)
 
 
 def test_malformed_spec_is_one_line_and_touches_nothing(demo, tmp_path):
