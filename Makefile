@@ -24,8 +24,15 @@ test: install
 lint: install
 	$(ACTIVATE) && ruff check zoo tests benchmarks && snakemake --lint
 
+# Speed and quality benchmarks; each measures its baseline in the same run (benchmarks/out/).
 bench: install
-	$(ACTIVATE) && python benchmarks/train_throughput.py
+	$(ACTIVATE) && snakemake --cores $(CORES) -q \
+	  && python benchmarks/train_throughput.py \
+	  && python benchmarks/spectral_throughput.py --zoo data/zoos/digits-mlp \
+	  && python benchmarks/landscape_throughput.py --zoo data/zoos/digits-mlp \
+	  && python benchmarks/learners_table.py data/zoos/digits-mlp benchmarks/out/learners_demo.parquet \
+	       --learners statnn-gbm statnn-ridge equivariant flat-mlp --augments none noise --seeds 0 1 2 \
+	  && python benchmarks/catalog_scale.py
 
 clean:
 	rm -rf data/zoos data/learners data/zoo.duckdb data/logs .snakemake

@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tiny_zoo import make_tiny_zoo as build_tiny_zoo
 
 from zoo.cli import main
 
@@ -40,23 +41,8 @@ TINY = {
 
 
 def make_tiny_zoo(data: Path) -> Path:
-    """Train the tiny zoo with the functions the workflow's rules call; build its catalog."""
-    import torch
-
-    from zoo.catalog import build_catalog
-    from zoo.config import load_zoos, validate
-    from zoo.jobs import train, weights, write_spec
-
-    torch.set_num_threads(1)
-    validate(TINY)
-    for name, z in load_zoos(TINY).items():
-        zdir = data / "zoos" / name
-        write_spec(z, {}, zdir / "spec.json")
-        for pop in z.populations:
-            train(zdir / "spec.json", pop, zdir, progress=False)
-            weights(zdir / "checkpoints" / f"{pop}.safetensors", zdir / "weights" / f"{pop}.parquet")
-    build_catalog(data)
-    return data
+    """The tiny zoo of this module, trained as the workflow would."""
+    return build_tiny_zoo(data, TINY)
 
 
 @pytest.fixture(scope="module")

@@ -128,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZooError as exc:
         print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `zoo show … | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"zoo {args.command}: interrupted", file=sys.stderr)
         return 130

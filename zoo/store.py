@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 from zoo.errors import DataError
 
 SCHEMA_VERSION = "1"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 CHECKPOINT_FORMAT = "zoo-population-v1"
 
 
@@ -37,6 +39,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes 0600 files; give the result the permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

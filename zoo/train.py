@@ -91,28 +91,9 @@ def evaluate(spec: Mapping[str, Any], params: Mapping[str, Tensor], x: Tensor, y
     """
     if task == "regression":
         return evaluate_regression(spec, params, x, y, mask)
-    if y.dim() == 2:
-        return _evaluate_own_labels(spec, params, x, y, mask)
     P = next(iter(params.values())).shape[0]
-    loss_sum = torch.zeros(P, dtype=torch.float64)
-    correct = torch.zeros(P, dtype=torch.float64)
-    for start in range(0, len(x), EVAL_CHUNK):
-        xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-        logits = forward_population(spec, params, xb.unsqueeze(0).expand(P, *xb.shape))
-        losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.repeat(P), reduction="none").view(P, -1)
-        hits = (logits.argmax(-1) == yb.unsqueeze(0)).double()
-        w = mask[:, start : start + EVAL_CHUNK].double() if mask is not None else torch.ones_like(hits)
-        loss_sum += torch.where(w > 0, losses.double() * w, 0.0).sum(1)
-        correct += (hits * w).sum(1)
-    n = mask.double().sum(1) if mask is not None else torch.full((P,), float(len(x)), dtype=torch.float64)
-    return loss_sum / n, correct / n
-
-
-@torch.no_grad()
-def _evaluate_own_labels(spec: Mapping[str, Any], params: Mapping[str, Tensor], x: Tensor, y: Tensor,
-                         mask: Tensor | None) -> tuple[Tensor, Tensor]:
-    """:func:`evaluate` with per-model labels ``y`` ``[P, N]``."""
-    P = y.shape[0]
+    if y.dim() == 1:
+        y = y.unsqueeze(0).expand(P, -1)
     loss_sum = torch.zeros(P, dtype=torch.float64)
     correct = torch.zeros(P, dtype=torch.float64)
     for start in range(0, len(x), EVAL_CHUNK):
