@@ -29,36 +29,40 @@ class BatchedOptimizer:
         self.state: dict[str, dict[str, Tensor]] = {}
         # float64 so the bias corrections match torch.optim.Adam's Python-float arithmetic
         self.step_count = torch.zeros(lr.shape, dtype=torch.float64)
+        self._no_weight_decay = bool((weight_decay == 0).all())
+        self._coefficients: tuple[Tensor, Tensor] | None = None
 
     def proposal(self, name: str, p: Tensor, grad: Tensor, active: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """New value of parameter ``name`` and new optimizer state, for every model."""
-        wd, lr = _per_model(self.weight_decay, p), _per_model(self.lr, p)
-        g = grad + wd * p
+        g = grad if self._no_weight_decay else grad + _per_model(self.weight_decay, p) * p
         st = self.state.get(name, {})
         if self.name == "sgd":
-            mom = _per_model(self.momentum, p)
             buf = st.get("buf")
-            buf = g.clone() if buf is None else mom * buf + g
-            return p - lr * buf, {"buf": buf}
+            buf = g.clone() if buf is None else torch.addcmul(g, _per_model(self.momentum, p), buf)
+            return p - _per_model(self.lr, p) * buf, {"buf": buf}
         b1, b2 = self.betas
-        t = _per_model(self.step_count + 1, p)
-        m = torch.lerp(st.get("m", torch.zeros_like(p)), g, 1 - b1)
-        v = st.get("v", torch.zeros_like(p)) * b2 + (1 - b2) * g * g
-        step_size = (_per_model(self.lr.double(), p) / (1 - b1**t)).float()
-        bc2_sqrt = torch.sqrt(1 - b2**t).float()
-        denom = v.sqrt() / bc2_sqrt + self.eps
-        return p - step_size * m / denom, {"m": m, "v": v}
+        step_size, bc2_sqrt = self._adam_coefficients()
+        m = torch.lerp(st["m"], g, 1 - b1) if "m" in st else g * (1 - b1)
+        v = torch.addcmul(st["v"] * b2, g, g, value=1 - b2) if "v" in st else (g * g).mul_(1 - b2)
+        denom = v.sqrt().div_(_per_model(bc2_sqrt, p)).add_(self.eps)
+        return p - (m / denom).mul_(_per_model(step_size, p)), {"m": m, "v": v}
+
+    def _adam_coefficients(self) -> tuple[Tensor, Tensor]:
+        """Per-model lr / (1 − β₁ᵗ) and √(1 − β₂ᵗ), computed once per step in float64."""
+        if self._coefficients is None:
+            b1, b2 = self.betas
+            t = self.step_count + 1
+            self._coefficients = ((self.lr.double() / (1 - b1**t)).float(), torch.sqrt(1 - b2**t).float())
+        return self._coefficients
 
     def commit(self, name: str, new_state: dict[str, Tensor], accept: Tensor) -> None:
-        """Keep the new state for accepted models, the old one for frozen models."""
-        old = self.state.get(name)
-        if old is None:
-            self.state[name] = {k: torch.where(_per_model(accept, v), v, torch.zeros_like(v)) for k, v in new_state.items()}
-        else:
-            self.state[name] = {k: torch.where(_per_model(accept, v), v, old[k]) for k, v in new_state.items()}
+        """Adopt the new state. A frozen (diverged) model never trains again, so its
+        optimizer state no longer matters and needs no masking."""
+        self.state[name] = new_state
 
     def advance(self, accept: Tensor) -> None:
         self.step_count = self.step_count + accept.to(self.step_count.dtype)
+        self._coefficients = None
 
     def state_dict(self) -> dict[str, Tensor]:
         """Flat tensors for checkpointing (resumable training)."""

@@ -292,12 +292,16 @@ def train_population(
             finite = active.clone()
             for k, g in zip(names, grads):
                 proposals[k], states[k] = opt.proposal(k, params[k], g.detach(), active)
-                finite &= torch.isfinite(proposals[k]).flatten(1).all(1)
+                # a non-finite entry makes the per-model sum non-finite: one reduction, not a full mask
+                finite &= torch.isfinite(proposals[k].flatten(1).sum(1))
             newly |= active & ~finite
             accept = active & finite
+            all_accepted = bool(accept.all())
             for k in names:
-                mask = accept.view(-1, *([1] * (params[k].dim() - 1)))
-                params[k] = torch.where(mask, proposals[k], params[k])
+                if all_accepted:
+                    params[k] = proposals[k]
+                else:  # frozen models keep their last finite weights
+                    params[k] = torch.where(accept.view(-1, *([1] * (params[k].dim() - 1))), proposals[k], params[k])
                 opt.commit(k, states[k], accept)
             opt.advance(accept)
             active = accept
