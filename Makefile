@@ -5,7 +5,7 @@ VENV ?= .venv
 ACTIVATE := source $(VENV)/bin/activate
 CORES ?= 2
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-data lint bench clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -18,7 +18,15 @@ install: $(VENV)/.installed
 demo: install
 	$(ACTIVATE) && zoo validate config/config.yaml && time snakemake --cores $(CORES) && zoo summary
 
-test: install
+# As root (CI), also install Debian's real Fashion-MNIST files so the loader is tested on
+# them; elsewhere that test skips with the reason. The SLURM tests install and start their
+# own single-node cluster (tests/cluster/start-slurm.sh) and skip where they cannot.
+test-data:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+	    >/tmp/zoo-apt-fashion.log 2>&1 || echo "note: dataset-fashion-mnist not installed; its test will skip"; fi
+
+test: install test-data
 	$(ACTIVATE) && ruff check zoo tests benchmarks && snakemake --lint && pytest -q
 
 lint: install
