@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from test_workflow import env, project_copy
 
-from zoo.manifest import file_sha256, table_digest
+from zoo.hashing import file_sha256
+from zoo.manifest import table_digest
 
 pytestmark = pytest.mark.slow
 

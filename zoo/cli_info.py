@@ -249,7 +249,7 @@ def build_manifest(zoo: str, entries: list[tuple[Path, str]]) -> dict[str, Any]:
     per-zoo manifests (:mod:`zoo.manifest`), so ``zoo verify DIR`` checks an unpacked export.
     No timestamp: the same zoo gives the same manifest."""
     import zoo as zoo_pkg
-    from zoo.manifest import file_sha256
+    from zoo.hashing import file_sha256
 
     files = {arc: {"bytes": src.stat().st_size, "sha256": file_sha256(src), **_describe(src)} for src, arc in entries}
     spec_hash = None
@@ -303,9 +303,6 @@ def _write_tarball(out: Path, zoo: str, entries: list[tuple[Path, str]], manifes
         for src, arc in entries:
             with src.open("rb") as fh:
                 tar.addfile(info(arc, src.stat().st_size), fh)
-    umask = os.umask(0)
-    os.umask(umask)
-    out.chmod(0o666 & ~umask)  # mkstemp made it private; an export is for sharing
 
 
 def _write_folder(out: Path, entries: list[tuple[Path, str]], manifest_bytes: bytes, force: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -15,6 +16,15 @@ def canonical_json(obj: Any) -> str:
 def short_hash(obj: Any, n: int = 12) -> str:
     """First ``n`` hex digits of the SHA-256 of ``canonical_json(obj)``."""
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def derive_seed(*parts: Any) -> int:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.config import ZooSpec, zoo_document, zoo_from_document
+from zoo.config import ZOO_DEFAULTS, ZooSpec, zoo_document, zoo_from_document
 from zoo.errors import DataError
 from zoo.store import load_checkpoints, save_checkpoints, write_table, write_text
 
@@ -42,7 +42,7 @@ def train(spec_path: str | Path, population: str, outdir: str | Path, progress: 
     if population not in zoo.populations:
         raise DataError(f"{spec_path}: zoo {zoo.name!r} has no population {population!r}; known: {', '.join(zoo.populations)}")
     members = zoo.populations[population]
-    specs = [{**m.spec, "max_loss": zoo.raw.get("max_loss", 1e3)} for m in members]
+    specs = [{**m.spec, "max_loss": zoo.raw.get("max_loss", ZOO_DEFAULTS["max_loss"])} for m in members]
     ids = [m.model_id for m in members]
     outdir = Path(outdir)
     # Saved after every checkpoint epoch; a killed job resumes from it (deleted when done).

@@ -17,20 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import DataError
+from zoo.hashing import file_sha256
 from zoo.store import write_text
 
 MANIFEST = "manifest.json"
 #: Columns that record wall-clock time: they differ between any two runs by nature.
 TIMING_COLUMNS = ("wall_s",)
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_manifest(zoo_dir: str | Path, files: Iterable[str | Path]) -> dict[str, Any]:

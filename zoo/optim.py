@@ -32,7 +32,7 @@ class BatchedOptimizer:
         self._no_weight_decay = bool((weight_decay == 0).all())
         self._coefficients: tuple[Tensor, Tensor] | None = None
 
-    def proposal(self, name: str, p: Tensor, grad: Tensor, active: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def proposal(self, name: str, p: Tensor, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """New value of parameter ``name`` and new optimizer state, for every model."""
         g = grad if self._no_weight_decay else grad + _per_model(self.weight_decay, p) * p
         st = self.state.get(name, {})
@@ -55,7 +55,7 @@ class BatchedOptimizer:
             self._coefficients = ((self.lr.double() / (1 - b1**t)).float(), torch.sqrt(1 - b2**t).float())
         return self._coefficients
 
-    def commit(self, name: str, new_state: dict[str, Tensor], accept: Tensor) -> None:
+    def commit(self, name: str, new_state: dict[str, Tensor]) -> None:
         """Adopt the new state. A frozen (diverged) model never trains again, so its
         optimizer state no longer matters and needs no masking."""
         self.state[name] = new_state

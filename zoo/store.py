@@ -109,13 +109,7 @@ def load_checkpoints(path: str | Path) -> tuple[dict[int, dict[str, Any]], list[
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:
         raise DataError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {str(exc)[:80]}); delete it and re-run the workflow") from None
-    try:
-        doc = json.loads(raw_meta.get("zoo", "{}"))
-    except json.JSONDecodeError:
-        doc = {}
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        doc = doc if isinstance(doc, dict) else {}
-        raise DataError(f"{path}: not a zoo population checkpoint (format {doc.get('format')!r}); regenerate it")
+    doc = _checkpoint_document(raw_meta, path)
     model_ids = doc.pop("model_ids")
     meta = {k: v for k, v in doc.items() if k != "format"}
     ckpts: dict[int, dict[str, Any]] = {}
@@ -125,12 +119,25 @@ def load_checkpoints(path: str | Path) -> tuple[dict[int, dict[str, Any]], list[
     return dict(sorted(ckpts.items())), model_ids, meta
 
 
+def _checkpoint_document(raw_meta: Mapping[str, str], path: str | Path) -> dict[str, Any]:
+    """The JSON document stored under the single metadata key ``zoo``, format-checked."""
+    try:
+        doc = json.loads(raw_meta.get("zoo", "{}"))
+    except json.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise DataError(f"{path}: not a zoo population checkpoint (format {found!r}); regenerate it")
+    return doc
+
+
 def checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """A checkpoint's metadata (model_ids, epochs, zoo, population, …) without loading tensors."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as fh:  # header only: no torch import
-            return json.loads((fh.metadata() or {}).get("zoo", "{}"))
+            raw_meta = fh.metadata() or {}
     except Exception as exc:
         raise DataError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}); delete it and re-run the workflow") from None
+    return _checkpoint_document(raw_meta, path)

@@ -291,7 +291,7 @@ def train_population(
             proposals, states = {}, {}
             finite = active.clone()
             for k, g in zip(names, grads):
-                proposals[k], states[k] = opt.proposal(k, params[k], g.detach(), active)
+                proposals[k], states[k] = opt.proposal(k, params[k], g.detach())
                 # a non-finite entry makes the per-model sum non-finite: one reduction, not a full mask
                 finite &= torch.isfinite(proposals[k].flatten(1).sum(1))
             newly |= active & ~finite
@@ -302,7 +302,7 @@ def train_population(
                     params[k] = proposals[k]
                 else:  # frozen models keep their last finite weights
                     params[k] = torch.where(accept.view(-1, *([1] * (params[k].dim() - 1))), proposals[k], params[k])
-                opt.commit(k, states[k], accept)
+                opt.commit(k, states[k])
             opt.advance(accept)
             active = accept
             for i in newly.nonzero().flatten().tolist():

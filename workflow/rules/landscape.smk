@@ -27,9 +27,9 @@ rule phases:
     input:
         # not ancient: changed thresholds (the zoo's `phases:` object) must relabel
         spec=f"{DATA}/zoos/{{zoo}}/spec.json",
-        landscape=lambda w: [f"{DATA}/zoos/{w.zoo}/landscape/{p}.parquet" for p in ZOOS[w.zoo].populations],
-        metrics=lambda w: [f"{DATA}/zoos/{w.zoo}/metrics/{p}.parquet" for p in ZOOS[w.zoo].populations],
-        models=lambda w: [f"{DATA}/zoos/{w.zoo}/models/{p}.parquet" for p in ZOOS[w.zoo].populations],
+        landscape=lambda w: zoo_tables(w, ("landscape",)),
+        metrics=lambda w: zoo_tables(w, ("metrics",)),
+        models=lambda w: zoo_tables(w, ("models",)),
     output:
         table=f"{DATA}/zoos/{{zoo}}/phases.parquet",
         figure=report(

@@ -20,9 +20,9 @@ rule spectral:
 
 rule spectral_figures:
     input:
-        spectral=lambda w: [f"{DATA}/zoos/{w.zoo}/spectral/{p}.parquet" for p in ZOOS[w.zoo].populations],
-        metrics=lambda w: [f"{DATA}/zoos/{w.zoo}/metrics/{p}.parquet" for p in ZOOS[w.zoo].populations],
-        models=lambda w: [f"{DATA}/zoos/{w.zoo}/models/{p}.parquet" for p in ZOOS[w.zoo].populations],
+        spectral=lambda w: zoo_tables(w, ("spectral",)),
+        metrics=lambda w: zoo_tables(w, ("metrics",)),
+        models=lambda w: zoo_tables(w, ("models",)),
         spec=f"{DATA}/zoos/{{zoo}}/spec.json",
     output:
         report(

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from zoo.data import Dataset, register
-from zoo.datasets.files import candidate_dirs, locate, sha256
+from zoo.datasets.files import candidate_dirs, locate
 from zoo.datasets.images import image_dataset
 from zoo.errors import DataError
+from zoo.hashing import file_sha256
 
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 HOW_TO = ("download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, unpack it into "
@@ -54,6 +55,6 @@ def load_cifar10(data_root: str | None = None, n_train: int | None = None, n_tes
     parts = [read_batch(paths[b]) for b in BATCHES]
     x_tr, y_tr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     x_te, y_te = read_batch(paths["test_batch"])
-    meta = {"source": "CIFAR-10 python batches", "files": {k: sha256(p) for k, p in paths.items()}}
+    meta = {"source": "CIFAR-10 python batches", "files": {k: file_sha256(p) for k, p in paths.items()}}
     return image_dataset("cifar10", x_tr, y_tr, x_te, y_te, 10, meta, n_train=n_train, n_test=n_test,
                          grayscale=grayscale, image_size=image_size, per_channel=True, flatten=flatten)

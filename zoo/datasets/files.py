@@ -9,7 +9,6 @@ directory), then system folders such as Debian's ``/usr/share/datasets/<dataset>
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,15 +55,6 @@ def locate(dataset: str, names: dict[str, Sequence[str]], dirs: Sequence[Path], 
     wanted = next(iter(names.values()))[0]
     looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
     raise DataError(f"dataset {dataset!r}: files not found (e.g. {wanted}) in {looked}; {how_to}")
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (recorded in dataset meta: the data's identity, not its location)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_bytes(path: Path) -> bytes:

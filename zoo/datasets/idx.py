@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data import Dataset, register
-from zoo.datasets.files import candidate_dirs, locate, read_idx, sha256
+from zoo.datasets.files import candidate_dirs, locate, read_idx
 from zoo.datasets.images import image_dataset
 from zoo.errors import DataError
+from zoo.hashing import file_sha256
 
 FILES = {
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -57,7 +58,7 @@ def _loader(dataset: str):
     def load(data_root: str | None = None, n_train: int | None = None, n_test: int | None = None,
              image_size: int | None = None, grayscale: bool = False, flatten: bool = False) -> Dataset:
         x_tr, y_tr, x_te, y_te, paths = read_idx_split(dataset, data_root)
-        meta = {"source": f"{dataset} IDX files", "files": {k: sha256(p) for k, p in paths.items()}}
+        meta = {"source": f"{dataset} IDX files", "files": {k: file_sha256(p) for k, p in paths.items()}}
         return image_dataset(dataset, x_tr, y_tr, x_te, y_te, 10, meta, n_train=n_train, n_test=n_test,
                              grayscale=grayscale, image_size=image_size, flatten=flatten)
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data import Dataset, register
-from zoo.datasets.files import candidate_dirs, locate, sha256
+from zoo.datasets.files import candidate_dirs, locate
 from zoo.datasets.images import image_dataset
 from zoo.errors import DataError
+from zoo.hashing import file_sha256
 
 HOW_TO = ("download train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/ into "
           "data/raw/svhn/ or point dataset_options.data_root at them")
@@ -47,6 +48,6 @@ def load_svhn(data_root: str | None = None, n_train: int | None = None, n_test: 
     x_tr, y_tr = read_mat(paths["train"])
     x_te, y_te = read_mat(paths["test"])
     meta = {"source": "SVHN cropped digits .mat", "label_map": "10 -> 0",
-            "files": {k: sha256(p) for k, p in paths.items()}}
+            "files": {k: file_sha256(p) for k, p in paths.items()}}
     return image_dataset("svhn", x_tr, y_tr, x_te, y_te, 10, meta, n_train=n_train, n_test=n_test,
                          grayscale=grayscale, image_size=image_size, per_channel=True, flatten=flatten)
