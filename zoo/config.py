@@ -6,23 +6,46 @@ A *model spec* is a flat dict of everything that determines one trained network
 or on the order of the grid. Models that share everything except per-model values
 (``PER_MODEL_KEYS``: seed, lr, momentum, weight decay, label noise, dropout, init) form a
 *population* and are trained together.
+
+Reading a config runs bounded checks in this order, so no hostile spec is expanded before
+it is refused (each failure is one :class:`SpecError` line naming the file or zoo, the
+field and the fix; ``zoo validate`` and the Snakefile's :func:`load_workflow_config` share
+every step):
+
+1. :func:`zoo.yaml_io.load_yaml` — size cap, no anchors/aliases, no duplicate keys, YAML 1.2 floats;
+2. :func:`validate` — plain finite values everywhere (:func:`zoo.spec_checks.check_tree`),
+   the JSON schema, the ``learn:`` block;
+3. :func:`check_zoo` — dataset and its options, arch keys, and the model count by arithmetic;
+4. :func:`expand_zoo` — the models and populations;
+5. :func:`load_zoos` — the largest population must fit in memory (:mod:`zoo.resources`).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from zoo.enums import DISTRIBUTIONS, INIT_SCHEMES, LOCATION_OPTIONS, STD_INIT_SCHEMES
 from zoo.errors import SpecError
+from zoo.grid import INT_LIMITS, check_value, grid_values, sample_draws
 from zoo.hashing import canonical_json, short_hash
+from zoo.spec_checks import (
+    axis_length,
+    check_dataset_options,
+    check_learn,
+    check_tree,
+    count_models,
+    is_distribution,
+    looks_numeric,
+    numeric_string_hint,
+)
+from zoo.yaml_io import load_yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 #: Hyperparameters that may differ between the models of one population (vectorised).
 PER_MODEL_KEYS = ("seed", "lr", "momentum", "weight_decay", "label_noise", "dropout", "init", "init_std")
@@ -30,14 +53,12 @@ PER_MODEL_KEYS = ("seed", "lr", "momentum", "weight_decay", "label_noise", "drop
 #: Axes added after the first release. A model spec carries them only when they differ
 #: from these defaults, so adding them renamed no existing model (model_id hashes the spec).
 OPTIONAL_DEFAULTS: dict[str, Any] = {"label_noise": 0.0, "dropout": 0.0, "init": "default"}
-INIT_SCHEMES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "normal", "uniform")
-#: Schemes parameterised by ``init_std`` (standard deviation of the initial weights).
-STD_INIT_SCHEMES = ("normal", "uniform")
 DEFAULT_INIT_STD = 0.05
-#: Dataset options that say where files are, not what they are: left out of model_id.
-LOCATION_OPTIONS = ("data_root",)
 
 DEFAULT_MAX_MODELS = 20_000
+#: No zoo expands beyond this, even with ``allow_large``: the expansion alone holds about
+#: 1 kB per model spec, and Snakemake needs one DAG node per population.
+HARD_MAX_MODELS = 250_000
 DEFAULT_POPULATION_SIZE = 256
 
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -87,170 +108,132 @@ class ZooSpec:
 
 
 @cache
-def _schema() -> dict[str, Any]:
+def _validator() -> Any:
+    """The JSON-schema validator, with ``integer`` meaning a Python int (jsonschema also accepts 3.0)."""
+    import jsonschema
+    import yaml
+
     with open(SCHEMA_PATH) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+    return jsonschema.validators.extend(base, type_checker=checker)(schema)
 
 
 def _path_of(error: Any) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def validate(config: dict[str, Any], source: str = "config") -> None:
-    """Validate ``config`` against ``workflow/schemas/config.schema.yaml``.
+def _type_mismatch(err: Any) -> int:
+    """0: not a type error; 1: a type error with a fix to suggest ('3' or 3.0 for 3); 2: plain type mismatch."""
+    if err.validator != "type":
+        return 0
+    value, wanted = err.instance, err.validator_value
+    if looks_numeric(value) and wanted in ("number", "integer"):
+        return 1
+    return 1 if wanted == "integer" and isinstance(value, float) and value.is_integer() else 2
 
-    Raises :class:`SpecError` with one line naming the file, the field and the fix.
-    """
-    import jsonschema
 
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
-    if not errors:
-        return
-    err = errors[0]
-    # oneOf failures are unreadable; descend to the most specific sub-error.
-    while err.context:
-        err = sorted(err.context, key=lambda e: -len(list(e.absolute_path)))[0]
-    where = _path_of(err)
+def _schema_message(err: Any) -> str:
+    """One readable sentence (with the fix) for one JSON-schema error."""
+    value = err.instance
     if err.validator == "additionalProperties" and err.validator_value is False:
         allowed = sorted(err.schema.get("properties", {}))
-        msg = f"{err.message}; allowed keys: {', '.join(allowed)}"
-    elif err.validator == "propertyNames" or (err.validator == "enum" and "propertyNames" in err.relative_schema_path):
-        msg = f"{err.message}"
-    elif err.validator == "enum":
-        msg = f"{err.instance!r} is not allowed; choose one of {', '.join(map(str, err.validator_value))}"
-    else:
-        msg = err.message
-    raise SpecError(f"{source}: field '{where}': {msg}")
+        return f"{err.message}; allowed keys: {', '.join(allowed)}"
+    if err.validator == "propertyNames" or (err.validator == "enum" and "propertyNames" in err.relative_schema_path):
+        return f"{err.message}"
+    if err.validator == "enum":
+        return f"{value!r} is not allowed; choose one of {', '.join(map(str, err.validator_value))}"
+    if err.validator == "type" and looks_numeric(value):
+        return numeric_string_hint(value)
+    if err.validator == "type" and err.validator_value == "integer" and isinstance(value, float) and value.is_integer():
+        return f"{value!r} is not an integer; write {int(value)}"
+    if err.validator in ("maximum", "exclusiveMaximum"):
+        return f"{value!r} is above the limit {err.validator_value}; use a smaller value"
+    if err.validator == "maxItems":
+        return (f"{len(value):,} entries are more than the {err.validator_value:,} allowed; shorten the list "
+                "(a grid axis can be {logspace: [a, b, n]}, seeds can be a count)")
+    if err.validator == "maxLength":
+        return f"{len(value):,} characters are more than the {err.validator_value:,} allowed; shorten it"
+    return err.message
+
+
+def validate(config: dict[str, Any], source: str = "config") -> None:
+    """Validate ``config``: plain finite values, the JSON schema shipped in ``zoo/schemas/``, ``learn:``.
+
+    Bounded checks first (:func:`zoo.spec_checks.check_tree`: no shared nodes, NaN/inf or
+    out-of-int64 numbers anywhere), so no hostile document is walked further.
+    Raises :class:`SpecError` with one line naming the file, the field and the fix.
+    """
+    check_tree(config, source)
+    validator = _validator()
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
+    if errors:
+        err = errors[0]
+        # oneOf failures are unreadable; descend to the most specific sub-error, preferring
+        # the branch whose type matched (seeds: 10**9 is "above the limit", not "not an array").
+        while err.context:
+            err = sorted(err.context, key=lambda e: (-len(list(e.absolute_path)), _type_mismatch(e)))[0]
+        raise SpecError(f"{source}: field '{_path_of(err)}': {_schema_message(err)}")
+    check_learn(config, source)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate a YAML config file; errors are one line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such config file; pass an existing YAML file (e.g. config/config.yaml)")
-    try:
-        with open(path) as fh:
-            config = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{path}:{where}: malformed YAML ({problem}); fix the syntax") from None
-    if not isinstance(config, dict):
-        raise SpecError(f"{path}: expected a mapping with a 'zoos' key, got {type(config).__name__}")
+    """Read (:func:`zoo.yaml_io.load_yaml`: no aliases, no duplicate keys) and validate a config file."""
+    config = read_config_files([path])
     validate(config, source=str(path))
     return config
 
 
-def grid_values(spec: Any) -> list[Any]:
-    """Expand one grid axis: a list, ``{logspace: [a, b, n]}`` (10**a … 10**b) or ``{linspace: …}``."""
-    if isinstance(spec, list):
-        return list(spec)
-    kind, (a, b, n) = next(iter(spec.items()))
-    steps = [a + (b - a) * i / (n - 1) if n > 1 else a for i in range(n)]
-    values = [10.0**s for s in steps] if kind == "logspace" else steps
-    # 12 significant digits: stable across platforms, so model ids are too.
-    return [float(f"{v:.12g}") for v in values]
+def _deep_update(base: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Merge ``new`` into ``base`` as Snakemake merges config files (mappings recursively)."""
+    for key, value in new.items():
+        if isinstance(value, Mapping):
+            if not isinstance(base.get(key), dict):
+                base[key] = {}
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
 
 
-def _check_value(zoo: str, key: str, value: Any) -> Any:
-    where = f"zoo '{zoo}': field 'grid.{key}'"
-    int_keys = {"width", "depth", "channels", "kernel", "stride", "batch_size", "heads"}
-    if key in int_keys:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SpecError(f"{where}: {value!r} must be a positive integer")
-    elif key == "activation":
-        allowed = ("relu", "tanh", "gelu", "sigmoid", "identity")
-        if value not in allowed:
-            raise SpecError(f"{where}: {value!r} is not allowed; choose one of {', '.join(allowed)}")
-    elif key == "optimizer":
-        if value not in ("sgd", "adam"):
-            raise SpecError(f"{where}: {value!r} is not allowed; choose one of sgd, adam")
-    elif key == "init":
-        if value not in INIT_SCHEMES:
-            raise SpecError(f"{where}: {value!r} is not allowed; choose one of {', '.join(INIT_SCHEMES)}")
-    else:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise SpecError(f"{where}: {value!r} must be a finite number")
-        value = float(value)
-        if key == "lr" and value <= 0:
-            raise SpecError(f"{where}: learning rate {value} must be > 0")
-        if key in ("momentum",) and not 0 <= value <= 1:
-            raise SpecError(f"{where}: momentum {value} must lie in [0, 1]")
-        if key == "weight_decay" and value < 0:
-            raise SpecError(f"{where}: weight decay {value} must be >= 0")
-        if key == "train_fraction" and not 0 < value <= 1:
-            raise SpecError(f"{where}: train fraction {value} must lie in (0, 1]")
-        if key in ("label_noise", "dropout") and not 0 <= value < 1:
-            raise SpecError(f"{where}: {key} {value} must lie in [0, 1)")
-        if key == "init_std" and value <= 0:
-            raise SpecError(f"{where}: init_std {value} must be > 0")
-    return value
+def read_config_files(paths: Sequence[str | Path], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read config files with the safe loader and merge them in order, then ``overrides`` (``--config``)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        doc = load_yaml(path)
+        if not isinstance(doc, dict):
+            raise SpecError(f"{path}: expected a mapping with a 'zoos' key, got {type(doc).__name__}")
+        _deep_update(merged, doc)
+    if overrides:
+        plain: dict[str, Any] = {}
+        _deep_update(plain, overrides)  # Snakemake may hand over immutable mappings
+        check_tree(plain, "--config")
+        _deep_update(merged, plain)
+    return merged
 
 
-DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
+def load_workflow_config(config: dict[str, Any], configfiles: Sequence[str | Path],
+                         overrides: Mapping[str, Any] | None = None) -> dict[str, ZooSpec]:
+    """The Snakefile's entry point: re-read, validate and expand the workflow config.
 
-
-def is_distribution(values: Any) -> bool:
-    """Whether a grid axis is a distribution to sample from (``{uniform: [a, b]}`` etc.)."""
-    return isinstance(values, dict) and next(iter(values)) in DISTRIBUTIONS
-
-
-def sample_draws(zoo: str, sample: Any, dists: dict[str, Any]) -> list[dict[str, Any]]:
-    """``n`` random hyperparameter combinations from the distribution axes (Small CNN Zoo style).
-
-    ``sample`` is ``n`` or ``{n, seed}`` (seed 0 by default). Axes are drawn in sorted key
-    order from one generator seeded by the sample seed, so the draws depend only on the
-    spec. ``uniform: [a, b]`` / ``loguniform: [a, b]`` (log-uniform between the values a
-    and b > 0) / ``randint: [a, b]`` (inclusive) / ``choice: [v, …]`` (equal chances).
-    Floats are rounded to 12 significant digits, as grid values are.
+    Snakemake parses ``--configfile`` itself with PyYAML (aliases expand, duplicate keys
+    collapse, ``1e-3`` is a string), so ``configfiles`` (``workflow.configfiles``) are read
+    again with :func:`zoo.yaml_io.load_yaml`, merged in order, and ``overrides``
+    (``workflow.config_settings.config``, the ``--config`` values) applied on top. The
+    result is validated exactly as ``zoo validate`` does, expanded, checked for memory,
+    and written back into ``config`` in place, so every rule reads the same values.
+    Without config files, ``config`` itself is validated.
     """
-    import numpy as np
-
-    from zoo.hashing import derive_seed
-
-    if sample is None:
-        if dists:
-            key = next(iter(dists))
-            raise SpecError(f"zoo '{zoo}': field 'grid.{key}' is a distribution; add 'sample: N' to draw N values")
-        return [{}]
-    if not dists:
-        raise SpecError(f"zoo '{zoo}': field 'sample' needs at least one distribution axis in grid "
-                        "(e.g. lr: {loguniform: [1.0e-4, 1.0e-1]})")
-    n, seed = (sample, 0) if isinstance(sample, int) else (sample["n"], sample.get("seed", 0))
-    for key, dist in dists.items():
-        kind, args = next(iter(dist.items()))
-        if kind == "choice":
-            for v in args:
-                _check_value(zoo, key, v)
-            continue
-        a, b = args
-        if a > b:
-            raise SpecError(f"zoo '{zoo}': field 'grid.{key}.{kind}': lower bound {a} > upper bound {b}; swap them")
-        if kind == "loguniform" and a <= 0:
-            raise SpecError(f"zoo '{zoo}': field 'grid.{key}.loguniform': bounds must be > 0, got {a}")
-        _check_value(zoo, key, a)
-        _check_value(zoo, key, b)
-    rng = np.random.default_rng(derive_seed("sample", int(seed)))
-    draws = []
-    for _ in range(n):
-        draw: dict[str, Any] = {}
-        for key in sorted(dists):
-            kind, args = next(iter(dists[key].items()))
-            if kind == "choice":
-                value = args[int(rng.integers(len(args)))]
-            elif kind == "randint":
-                value = int(rng.integers(int(args[0]), int(args[1]) + 1))
-            elif kind == "uniform":
-                value = float(f"{rng.uniform(args[0], args[1]):.12g}")
-            else:
-                value = float(f"{math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))):.12g}")
-            draw[key] = _check_value(zoo, key, value)
-        draws.append(draw)
-    return draws
+    files = [str(f) for f in configfiles]
+    source = ", ".join(files) or "config"
+    strict = read_config_files(files, overrides) if files else config
+    validate(strict, source=source)
+    zoos = load_zoos(strict)
+    if strict is not config:
+        config.clear()
+        config.update(strict)
+    return zoos
 
 
 def normalise_optional(spec: dict[str, Any]) -> dict[str, Any]:
@@ -281,9 +264,14 @@ def _seeds(raw: Any) -> list[int]:
     return list(range(raw)) if isinstance(raw, int) else list(raw)
 
 
-def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None = None) -> ZooSpec:
-    """Expand one validated zoo spec into model specs and populations."""
-    from zoo.data import known_datasets
+def check_zoo(name: str, raw: Mapping[str, Any], settings: Mapping[str, Any] | None = None) -> int:
+    """Checks of one schema-valid zoo spec that need no expansion; returns its model count.
+
+    Dataset and its options, arch-specific keys, checkpoints within epochs, and the model
+    count by arithmetic (:func:`zoo.spec_checks.count_models`) against
+    ``settings.max_models`` and :data:`HARD_MAX_MODELS`, so nothing huge is ever built.
+    """
+    from zoo.data import dataset_loader, known_datasets
 
     settings = settings or {}
     if raw["dataset"] not in known_datasets():
@@ -291,6 +279,7 @@ def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None =
             f"zoo '{name}': field 'dataset': unknown dataset {raw['dataset']!r}; "
             f"choose one of {', '.join(sorted(known_datasets()))}"
         )
+    check_dataset_options(name, raw["dataset"], raw.get("dataset_options") or {}, dataset_loader(raw["dataset"]))
     arch = raw["model"]["arch"]
     allowed_model = set(ARCH_KEYS[arch]) | {"arch"}
     for key in raw["model"]:
@@ -299,6 +288,29 @@ def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None =
     for key in raw["grid"]:
         if key in ("width", "depth", "channels", "kernel", "stride", "activation", "heads") and key not in ARCH_KEYS[arch]:
             raise SpecError(f"zoo '{name}': field 'grid.{key}' does not apply to arch {arch}; allowed arch axes: {', '.join(ARCH_KEYS[arch])}")
+    checkpoints = raw["checkpoints"]
+    if max(checkpoints) > raw["epochs"]:
+        raise SpecError(f"zoo '{name}': field 'checkpoints': epoch {max(checkpoints)} > epochs {raw['epochs']}; drop it or raise epochs")
+    n_models = count_models(name, raw)
+    limit = settings.get("max_models", DEFAULT_MAX_MODELS)
+    if n_models > HARD_MAX_MODELS:
+        raise SpecError(
+            f"zoo '{name}': the grid expands to {n_models:,} models (axes × sample × seeds), more than the "
+            f"{HARD_MAX_MODELS:,} any zoo may have; use fewer grid values, draws or seeds, or split it into zoos"
+        )
+    if n_models > limit and not settings.get("allow_large", False):
+        raise SpecError(
+            f"zoo '{name}': the grid expands to {n_models:,} models, more than settings.max_models={limit}; "
+            "raise settings.max_models or set settings.allow_large: true"
+        )
+    return n_models
+
+
+def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None = None) -> ZooSpec:
+    """Expand one validated zoo spec into model specs and populations (after :func:`check_zoo`)."""
+    settings = settings or {}
+    check_zoo(name, raw, settings)
+    arch = raw["model"]["arch"]
     base: dict[str, Any] = {"dataset": raw["dataset"], "arch": arch}
     options = raw.get("dataset_options") or {}
     if options:
@@ -315,32 +327,23 @@ def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None =
     base["epochs"] = raw["epochs"]
     for key in (*OPTIONAL_DEFAULTS, "init_std"):
         if key in raw:
-            base[key] = _check_value(name, key, raw[key])
+            base[key] = check_value(name, key, raw[key])
 
     axes, dists = {}, {}
     for key, values in raw["grid"].items():
         if is_distribution(values):
             dists[key] = values
             continue
+        axis_length(name, key, values)  # refuses logspace exponents that overflow
         expanded = grid_values(values)
         if not expanded:
             raise SpecError(f"zoo '{name}': field 'grid.{key}' is empty; give at least one value")
-        axes[key] = [_check_value(name, key, v) for v in expanded]
+        axes[key] = [check_value(name, key, v) for v in expanded]
     draws = sample_draws(name, raw.get("sample"), dists)
     seeds = _seeds(raw["seeds"])
     if len(set(seeds)) != len(seeds):
         raise SpecError(f"zoo '{name}': field 'seeds' has duplicates; list each seed once")
     checkpoints = sorted(set(raw["checkpoints"]))
-    if checkpoints[-1] > raw["epochs"]:
-        raise SpecError(f"zoo '{name}': field 'checkpoints': epoch {checkpoints[-1]} > epochs {raw['epochs']}; drop it or raise epochs")
-
-    n_models = math.prod(len(v) for v in axes.values()) * len(draws) * len(seeds)
-    limit = settings.get("max_models", DEFAULT_MAX_MODELS)
-    if n_models > limit and not settings.get("allow_large", False):
-        raise SpecError(
-            f"zoo '{name}': the grid expands to {n_models} models, more than settings.max_models={limit}; "
-            "raise settings.max_models or set settings.allow_large: true"
-        )
 
     models: list[ModelSpec] = []
     seen: set[str] = set()
@@ -377,9 +380,24 @@ def group_populations(models: list[ModelSpec], size: int) -> dict[str, tuple[Mod
 
 
 def load_zoos(config: dict[str, Any]) -> dict[str, ZooSpec]:
-    """Expand every zoo of a validated config."""
+    """Expand every zoo of a validated config; refuse one whose largest population cannot fit in memory.
+
+    The memory limit is ``settings.max_memory_gb`` or this machine's memory
+    (:func:`zoo.resources.check_population_memory`). Training jobs re-expand their zoo with
+    :func:`zoo_from_document`, which skips that check (a job's own limit is its ``mem_mb``).
+    """
+    from zoo.resources import check_population_memory
+
     settings = config.get("settings", {})
-    return {name: expand_zoo(name, raw, settings) for name, raw in config["zoos"].items()}
+    total = sum(check_zoo(name, raw, settings) for name, raw in config["zoos"].items())
+    if total > HARD_MAX_MODELS:
+        raise SpecError(f"config: its {len(config['zoos'])} zoos expand to {total:,} models together, more than the "
+                        f"{HARD_MAX_MODELS:,} one workflow may hold; move some zoos to another config file")
+    zoos = {}
+    for name, raw in config["zoos"].items():
+        zoos[name] = expand_zoo(name, raw, settings)
+        check_population_memory(zoos[name], settings)
+    return zoos
 
 
 def zoo_document(zoo: ZooSpec, settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -394,12 +412,22 @@ def zoo_from_document(doc: dict[str, Any]) -> ZooSpec:
 
 
 __all__ = [
+    "DISTRIBUTIONS",
+    "INIT_SCHEMES",
+    "INT_LIMITS",
+    "LOCATION_OPTIONS",
+    "STD_INIT_SCHEMES",
     "ModelSpec",
     "ZooSpec",
     "canonical_json",
+    "check_zoo",
     "expand_zoo",
     "grid_values",
+    "is_distribution",
     "load_config",
+    "load_workflow_config",
     "load_zoos",
+    "read_config_files",
+    "sample_draws",
     "validate",
 ]

@@ -7,12 +7,14 @@ statistics of the training split only. Loaders register themselves with
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from zoo.enums import LOCATION_OPTIONS
 from zoo.errors import DataError
 
 SPLIT_SEED = 0
@@ -56,8 +58,44 @@ def register(name: str) -> Callable[[Loader], Loader]:
 
 
 def known_datasets() -> list[str]:
-    """Names a zoo spec may use as ``dataset``."""
+    """Names a zoo spec may use as ``dataset`` (equal to :data:`zoo.enums.DATASETS`, tested)."""
     return sorted(_REGISTRY)
+
+
+def dataset_loader(name: str) -> Loader:
+    """The registered loader of ``name`` (its keyword arguments are the dataset's options)."""
+    if name not in _REGISTRY:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(known_datasets())}")
+    return _REGISTRY[name]
+
+
+def check_fraction(dataset: str, name: str, value: float) -> float:
+    """``value`` if it lies strictly between 0 and 1 (both splits need examples), else :class:`DataError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise DataError(f"dataset {dataset!r}: dataset_options.{name}={value!r} must lie strictly between 0 and 1 "
+                        "(both splits need examples); e.g. 0.2")
+    return float(value)
+
+
+def check_labels(path: Any, labels: np.ndarray, n_classes: int, how_to: str, first: int = 0) -> np.ndarray:
+    """``labels`` as int64 if each is an integer in ``first..first+n_classes-1``, else a one-line :class:`DataError`.
+
+    ``path`` names the file the labels came from; ``how_to`` says how to get a good copy.
+    ``first`` is the smallest label the file format uses (1 for SVHN's 1..10).
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind != "f" or not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise DataError(f"{path}: labels are {labels.dtype} values, not integer class indices; "
+                            f"fix the labels or {how_to}")
+    last = first + n_classes - 1
+    bad = (labels < first) | (labels > last)
+    if bad.any():
+        example = labels[bad].flat[0].item()
+        raise DataError(f"{path}: {int(bad.sum())} of {labels.size} labels lie outside {first}..{last} "
+                        f"(e.g. {example!r}), so this is not a {n_classes}-class label file or it is corrupt; "
+                        f"fix the labels or {how_to}")
+    return labels.astype(np.int64)
 
 
 _CACHE: dict[str, Dataset] = {}
@@ -69,10 +107,12 @@ def load_dataset(name: str, options: dict[str, Any] | None = None) -> Dataset:
 
     key = canonical_json([name, options or {}])
     if key not in _CACHE:
-        if name not in _REGISTRY:
-            raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(known_datasets())}")
+        loader = dataset_loader(name)
+        takes = inspect.signature(loader).parameters
+        # where files live means nothing to a dataset without files (digits, generated data)
+        kwargs = {k: v for k, v in (options or {}).items() if k in takes or k not in LOCATION_OPTIONS}
         try:
-            _CACHE[key] = _REGISTRY[name](**(options or {}))
+            _CACHE[key] = loader(**kwargs)
         except TypeError as exc:
             raise DataError(f"dataset {name!r}: bad dataset_options {options!r} ({exc})") from None
     return _CACHE[key]
@@ -108,6 +148,7 @@ def load_digits(test_fraction: float = 0.2, flatten: bool = False) -> Dataset:
     """
     from sklearn.datasets import load_digits as sk_digits
 
+    test_fraction = check_fraction("digits", "test_fraction", test_fraction)
     bunch = sk_digits()
     x = bunch.images.astype(np.float64)[:, None, :, :]
     y = bunch.target.astype(np.int64)

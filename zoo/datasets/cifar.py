@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import Dataset, register
+from zoo.data import Dataset, check_labels, register
 from zoo.datasets.files import candidate_dirs, locate
 from zoo.datasets.images import image_dataset
 from zoo.errors import DataError
 from zoo.hashing import file_sha256
 
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+N_CLASSES = 10
 HOW_TO = ("download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, unpack it into "
           "data/raw/ (giving data/raw/cifar-10-batches-py/) or point dataset_options.data_root at it")
 
@@ -31,13 +32,14 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as fh:
             d: dict[Any, Any] = pickle.load(fh, encoding="bytes")
         d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
-        data = np.asarray(d["data"], dtype=np.uint8)
-        labels = np.asarray(d["labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError) as exc:
+        data = np.asarray(d["data"])
+        labels = np.asarray(d["labels"])
+    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError, TypeError) as exc:
         raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc}); {HOW_TO}") from None
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise DataError(f"{path}: data {data.shape} / labels {labels.shape} are not a CIFAR-10 batch; {HOW_TO}")
-    return data.reshape(-1, 3, 32, 32), labels
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
+        raise DataError(f"{path}: data {data.dtype}{list(data.shape)} / labels {list(labels.shape)} are not a "
+                        f"CIFAR-10 batch (uint8 [N, 3072] and N labels); {HOW_TO}")
+    return data.reshape(-1, 3, 32, 32), check_labels(path, labels, N_CLASSES, HOW_TO)
 
 
 @register("cifar10")
@@ -56,5 +58,5 @@ def load_cifar10(data_root: str | None = None, n_train: int | None = None, n_tes
     x_tr, y_tr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     x_te, y_te = read_batch(paths["test_batch"])
     meta = {"source": "CIFAR-10 python batches", "files": {k: file_sha256(p) for k, p in paths.items()}}
-    return image_dataset("cifar10", x_tr, y_tr, x_te, y_te, 10, meta, n_train=n_train, n_test=n_test,
+    return image_dataset("cifar10", x_tr, y_tr, x_te, y_te, N_CLASSES, meta, n_train=n_train, n_test=n_test,
                          grayscale=grayscale, image_size=image_size, per_channel=True, flatten=flatten)

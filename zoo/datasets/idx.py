@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import Dataset, register
+from zoo.data import Dataset, check_labels, register
 from zoo.datasets.files import candidate_dirs, locate, read_idx
 from zoo.datasets.images import image_dataset
 from zoo.errors import DataError
 from zoo.hashing import file_sha256
+
+N_CLASSES = 10
 
 FILES = {
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -50,8 +52,9 @@ def read_idx_split(dataset: str, data_root: str | Path | None = None) -> tuple[n
         if xi.ndim != 3 or yl.ndim != 1 or len(xi) != len(yl):
             raise DataError(f"{paths[f'{split}_images']}: images {xi.shape} and labels {yl.shape} do not match; "
                             "check that the files belong together")
-    return (arrays["train_images"][:, None], arrays["train_labels"].astype(np.int64),
-            arrays["test_images"][:, None], arrays["test_labels"].astype(np.int64), paths)
+        arrays[f"{split}_labels"] = check_labels(paths[f"{split}_labels"], yl, N_CLASSES, src["how_to"])
+    return (arrays["train_images"][:, None], arrays["train_labels"],
+            arrays["test_images"][:, None], arrays["test_labels"], paths)
 
 
 def _loader(dataset: str):
@@ -59,7 +62,7 @@ def _loader(dataset: str):
              image_size: int | None = None, grayscale: bool = False, flatten: bool = False) -> Dataset:
         x_tr, y_tr, x_te, y_te, paths = read_idx_split(dataset, data_root)
         meta = {"source": f"{dataset} IDX files", "files": {k: file_sha256(p) for k, p in paths.items()}}
-        return image_dataset(dataset, x_tr, y_tr, x_te, y_te, 10, meta, n_train=n_train, n_test=n_test,
+        return image_dataset(dataset, x_tr, y_tr, x_te, y_te, N_CLASSES, meta, n_train=n_train, n_test=n_test,
                              grayscale=grayscale, image_size=image_size, flatten=flatten)
 
     load.__doc__ = (f"{dataset} (28×28 grayscale, 10 classes) from the original IDX files.\n\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import Dataset, register
+from zoo.data import Dataset, check_labels, register
 from zoo.datasets.files import candidate_dirs, locate
 from zoo.datasets.images import image_dataset
 from zoo.errors import DataError
@@ -26,14 +26,16 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     try:
         d = loadmat(path)
-        x, y = np.asarray(d["X"]), np.asarray(d["y"]).reshape(-1).astype(np.int64)
+        x, y = np.asarray(d["X"]), np.asarray(d["y"]).reshape(-1)
     except (ValueError, KeyError, OSError, TypeError) as exc:
         raise DataError(f"{path}: not an SVHN .mat file ({type(exc).__name__}: {exc}); {HOW_TO}") from None
     if x.ndim != 4 or x.shape[2] != 3 or x.shape[3] != len(y):
         raise DataError(f"{path}: X {x.shape} / y {y.shape} are not SVHN's [32, 32, 3, N] / [N, 1]; {HOW_TO}")
-    if y.min() < 1 or y.max() > 10:
-        raise DataError(f"{path}: labels outside 1..10 ({y.min()}..{y.max()}); {HOW_TO}")
-    return np.ascontiguousarray(x.transpose(3, 2, 0, 1)).astype(np.uint8), np.where(y == 10, 0, y)
+    if x.dtype != np.uint8:
+        raise DataError(f"{path}: X holds {x.dtype} values, not SVHN's uint8 pixels; {HOW_TO}")
+    # SVHN writes the digit 0 as label 10, so its labels are 1..10 (a 0 means a foreign file).
+    y = check_labels(path, y, 10, HOW_TO, first=1)
+    return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), np.where(y == 10, 0, y)
 
 
 @register("svhn")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from zoo.data import SPLIT_SEED, Dataset, register, stratified_split
+from zoo.data import SPLIT_SEED, Dataset, check_fraction, register, stratified_split
 
 
 def standardise_features(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]]]:
@@ -19,6 +19,7 @@ def standardise_features(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.nd
 
 def _tabular(name: str, fetch: Callable, source: str) -> Callable[..., Dataset]:
     def load(test_fraction: float = 0.2) -> Dataset:
+        test_fraction = check_fraction(name, "test_fraction", test_fraction)
         bunch = fetch()
         x, y = np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
         tr, te = stratified_split(y, test_fraction)
