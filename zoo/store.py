@@ -1,7 +1,8 @@
 """Atomic, versioned storage: Parquet tables and population checkpoints.
 
-Every file is written to a temporary name in the target folder and renamed into place,
-so a killed job never leaves a half-written file that looks complete.
+Every file is written to a temporary name in the target folder, fsynced and renamed into
+place (:func:`zoo.atomic.atomic_path`, re-exported here), so a killed job never leaves a
+half-written file that looks complete, and a full disk is one error line, not a traceback.
 
 Parquet files carry key-value metadata ``zoo.schema_version`` and ``zoo.table``; readers
 check both. Population checkpoints are safetensors files holding, for each checkpoint
@@ -12,49 +13,31 @@ shape ``[P, …]``; the model order is in the metadata (``model_ids``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zoo.atomic import atomic_path
 from zoo.errors import DataError
 
 SCHEMA_VERSION = "1"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 CHECKPOINT_FORMAT = "zoo-population-v1"
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        # mkstemp makes 0600 files; give the result the permissions a plain open() would
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically."""
+    """Write a text file atomically (one-line :class:`DataError` on a full or read-only disk)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def write_table(table: pa.Table, path: str | Path, name: str, extra: Mapping[str, Any] | None = None) -> None:
-    """Write ``table`` as Parquet atomically, tagging table name and schema version."""
+    """Write ``table`` as Parquet atomically, tagging table name and schema version.
+
+    A full or read-only disk raises a one-line :class:`DataError`; the previous file is kept.
+    """
     meta = dict(table.schema.metadata or {})
     meta[b"zoo.table"] = name.encode()
     meta[b"zoo.schema_version"] = SCHEMA_VERSION.encode()
