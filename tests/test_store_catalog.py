@@ -62,15 +62,14 @@ def test_weights_table_roundtrips_every_tensor():
 @pytest.fixture
 def catalog(tmp_path):
     data = tmp_path / "data"
-    write_table(pa.table({"model_id": ["a", "b"], "zoo": ["z", "z"], "width": [4, 8]}),
-                data / "zoos/z/models/p.parquet", "models")
-    write_table(pa.table({"model_id": ["a", "b"], "epoch": [1, 1], "test_acc": [0.5, 0.75]}),
-                data / "zoos/z/metrics/p.parquet", "metrics")
-    assert build_catalog(data) == ["models", "metrics"]
+    files = [data / "zoos/z/models/p.parquet", data / "zoos/z/metrics/p.parquet"]
+    write_table(pa.table({"model_id": ["a", "b"], "zoo": ["z", "z"], "width": [4, 8]}), files[0], "models")
+    write_table(pa.table({"model_id": ["a", "b"], "epoch": [1, 1], "test_acc": [0.5, 0.75]}), files[1], "metrics")
+    assert build_catalog(data, files=files) == {"metrics": 2, "models": 2}
     return data / "zoo.duckdb"
 
 
-def test_query_joins_views_over_parquet(catalog):
+def test_query_joins_tables_loaded_from_parquet(catalog):
     out = run_query("SELECT width, avg(test_acc) AS acc FROM metrics JOIN models USING (model_id) GROUP BY ALL ORDER BY width", catalog)
     assert out.to_pylist() == [{"width": 4, "acc": 0.5}, {"width": 8, "acc": 0.75}]
 

@@ -1,4 +1,15 @@
-"""``zoo query`` and ``zoo summary``: SQL over the catalog, printed or saved."""
+"""``zoo query`` and ``zoo summary``: SQL over the catalog, printed or saved.
+
+``zoo query`` runs exactly one read-only statement (SELECT, WITH, FROM, VALUES, DESCRIBE,
+SHOW, SUMMARIZE, EXPLAIN of a SELECT); anything else, or a second statement, is refused in
+one line before anything runs. The statement sees the catalog's tables and nothing else:
+no file, network or extension access, configuration locked. ``--allow-read DIR`` lets it
+read files under DIR (``read_parquet``, ``read_csv``). The guarantee and its limits are
+spelled out in :mod:`zoo.catalog`.
+
+``--format json`` writes a JSON array of row objects; NaN and ±inf become ``null``
+(value by value; strings are never touched).
+"""
 
 from __future__ import annotations
 
@@ -71,8 +82,7 @@ def write_result(table, fmt: str, out: str | None) -> None:
         pacsv.write_csv(table, sink)
         text = sink.getvalue().decode()
     elif fmt == "json":
-        rows = table.to_pylist()
-        text = json.dumps(rows, default=str, allow_nan=True).replace("NaN", "null") + "\n"
+        text = json.dumps(_json_safe(table.to_pylist()), default=_json_default, allow_nan=False) + "\n"
     else:
         text = format_table(table) + "\n"
     if out:
@@ -83,20 +93,47 @@ def write_result(table, fmt: str, out: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _json_safe(v: Any) -> Any:
+    """``v`` with every non-finite float (NaN, ±inf; JSON has none) replaced by ``None``."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def _json_default(v: Any) -> Any:
+    """JSON for the Arrow values json cannot write: dates/times as ISO text, decimals as numbers."""
+    import decimal
+
+    if isinstance(v, decimal.Decimal):
+        return float(v) if v.is_finite() else None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
 def _query_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sql", help='SQL over the views models, metrics, weights, … e.g. "SELECT count(*) FROM models"')
+    p.add_argument("sql", help='one read-only statement over the tables models, metrics, weights, … '
+                               'e.g. "SELECT count(*) FROM models"')
     p.add_argument("--db", default="data/zoo.duckdb", help="catalog database (default: data/zoo.duckdb)")
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     p.add_argument("--out", default=None, help="write the result to FILE instead of stdout")
+    p.add_argument("--allow-read", action="append", default=[], metavar="DIR",
+                   help="let the query read files under DIR (read_parquet, read_csv, …); repeatable. "
+                        "Without it the query sees only the catalog's tables")
 
 
-@command("query", "run read-only SQL over the catalog (tables: models, metrics, weights, …)", _query_args)
+@command("query", "run one read-only SQL statement over the catalog (tables: models, metrics, weights, …)",
+         _query_args)
 def _query(args: argparse.Namespace) -> None:
     from zoo.catalog import run_query
 
-    table = run_query(args.sql, args.db)
-    if table is None:
-        return
+    table = run_query(args.sql, args.db, allow_read=args.allow_read)
     write_result(table, args.format, args.out)
     if args.out:
         print(f"wrote {table.num_rows} rows to {args.out}", file=sys.stderr)
@@ -117,13 +154,30 @@ def _summary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default="data/zoo.duckdb", help="catalog database (default: data/zoo.duckdb)")
 
 
-def grid_pivot_sql(zoo: str, row_axis: str, col_axis: str) -> str:
-    return f"""
-    PIVOT (SELECT m.{row_axis} AS {row_axis}, m.{col_axis} AS {col_axis}, f.test_acc
-           FROM models m JOIN metrics f ON f.model_id = m.model_id AND f.zoo = m.zoo AND f.epoch = m.epochs
-           WHERE m.zoo = '{zoo}')
-    ON {col_axis} USING round(avg(test_acc), 3) GROUP BY {row_axis} ORDER BY {row_axis}
-    """
+def grid_pivot(table) -> Any:
+    """``(row, col, value)`` rows → a pyarrow Table: the row axis, then one column per column value."""
+    import pyarrow as pa
+
+    row_name, col_name, val_name = table.column_names
+    rows = table.to_pylist()
+    row_keys = sorted({r[row_name] for r in rows}, key=_sort_key)
+    col_keys = sorted({r[col_name] for r in rows}, key=_sort_key)
+    cell = {(r[row_name], r[col_name]): r[val_name] for r in rows}
+    cols = {row_name: row_keys}
+    for c in col_keys:
+        cols[f"{c:g}" if isinstance(c, float) else str(c)] = [cell.get((k, c)) for k in row_keys]
+    return pa.table(cols)
+
+
+def _sort_key(v: Any) -> tuple:
+    return (v is None, v if v is not None else 0)
+
+
+GRID_SQL = """
+SELECT m.{row} AS {row}, m.{col} AS {col}, round(avg(f.test_acc), 3) AS test_acc
+FROM models m JOIN metrics f ON f.model_id = m.model_id AND f.zoo = m.zoo AND f.epoch = m.epochs
+WHERE m.zoo = ? GROUP BY ALL ORDER BY ALL
+"""
 
 
 @command("summary", "print per-zoo counts and final test accuracy over the two main grid axes", _summary_args)
@@ -136,13 +190,14 @@ def _summary(args: argparse.Namespace) -> None:
     candidates = [c for c in HYPERPARAMETER_COLUMNS if c not in ("seed", "dataset", "arch", "epochs")]
     for zoo in table["zoo"].to_pylist():
         counts = run_query(
-            "SELECT " + ", ".join(f"count(DISTINCT {c}) AS {c}" for c in candidates) + f" FROM models WHERE zoo = '{zoo}'",
-            args.db,
+            "SELECT " + ", ".join(f"count(DISTINCT {c}) AS {c}" for c in candidates) + " FROM models WHERE zoo = ?",
+            args.db, [zoo],
         ).to_pylist()[0]
         axes = [c for c in candidates if counts[c] > 1]
         if len(axes) >= 2:
             print(f"\n{zoo}: mean final test accuracy over seeds, {axes[0]} (rows) × {axes[1]} (columns)")
-            print(format_table(run_query(grid_pivot_sql(zoo, axes[0], axes[1]), args.db)))
+            grid = run_query(GRID_SQL.format(row=axes[0], col=axes[1]), args.db, [zoo])
+            print(format_table(grid_pivot(grid)))
 
 
 __all__ = ["format_table", "write_result"]
