@@ -65,21 +65,21 @@ def test_import_zoo_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_open_gives_read_only_views_over_every_table(data):
+def test_open_gives_read_only_tables_of_every_table(data):
     import duckdb
 
     import zoo
 
     con = zoo.open(data)
     try:
-        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-        assert {"models", "metrics", "weights"} <= views
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()}
+        assert {"models", "metrics", "weights"} <= tables
         assert con.execute("SELECT count(*) FROM models").fetchone()[0] == parquet(data, "models").num_rows == 8
         with pytest.raises(duckdb.Error, match="read-only"):
             con.execute("CREATE TABLE scratch AS SELECT 1")
     finally:
         con.close()
-    assert set(zoo.api.list_views(data)) == views
+    assert set(zoo.api.list_tables(data)) == tables - {"catalog_files"}
 
 
 def test_frame_equals_the_parquet_files(data):

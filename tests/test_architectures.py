@@ -226,3 +226,28 @@ def test_conv_arch_on_vector_data_names_the_fix():
 
     with pytest.raises(SpecError, match="use arch mlp"):
         n_params({**ARCHS["resnet"], "dataset": "wine"}, (13,), 3)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "transformer"])
+def test_landscape_stage_runs_on_every_architecture(arch, tmp_path):
+    """The landscape job of the workflow (Hessian, curves, CKA) on resnet and transformer
+    populations: finite metrics for every model, with peers found among the seeds."""
+    import pyarrow.parquet as pq
+
+    from zoo.cli import main
+    from zoo.jobs import train_into_layout, write_zoo_documents
+
+    zoo = zoo_of(arch, train_fraction=0.1)
+    lay = write_zoo_documents(zoo, {}, tmp_path)
+    for pop in zoo.populations:
+        train_into_layout(lay, pop)
+        out = lay.table("landscape", pop)
+        assert main(["landscape", lay.checkpoint(pop), "--population", lay.population_doc(pop),
+                     "--models", lay.table("models", pop), "--out", out, "--power-iters", "4", "--probes", "2",
+                     "--curve-steps", "4", "--n-eval", "32", "--n-mix", "32"]) == 0
+        land = pq.read_table(out).to_pandas()
+        assert len(land) == len(zoo.populations[pop])
+        ok = land[~land["landscape_diverged"]]
+        assert len(ok) > 0
+        for col in ("hessian_top_eig", "hessian_trace", "cka_mean", "mc", "l2_to_peers"):
+            assert np.isfinite(ok[col]).all(), col

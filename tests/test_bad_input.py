@@ -32,25 +32,26 @@ def test_existing_output_survives_a_failed_rewrite(tmp_path, capsys):
     assert out.read_bytes() == b"previous result"
 
 
-def test_corrupt_spec_json_names_the_file(tmp_path, capsys):
-    spec = tmp_path / "spec.json"
-    spec.write_text("{ truncated")
-    assert main(["train", str(spec), "--population", "mlp-0000000000", "--outdir", str(tmp_path)]) == 1
+def _train_args(doc, tmp_path):
+    return ["train", str(doc), "--checkpoint", str(tmp_path / "c.safetensors"), "--models", str(tmp_path / "m.parquet"),
+            "--metrics", str(tmp_path / "f.parquet")]
+
+
+def test_corrupt_population_document_names_the_file(tmp_path, capsys):
+    doc = tmp_path / "mlp-0000000000.json"
+    doc.write_text("{ truncated")
+    assert main(_train_args(doc, tmp_path)) == 1
     err = one_line_error(capsys)
-    assert str(spec) in err and "corrupt spec JSON" in err
+    assert str(doc) in err and "corrupt population document" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [doc.name]
 
 
-def test_unknown_population_lists_the_known_ones(tmp_path, capsys):
-    import json
-
-    from zoo.config import expand_zoo, zoo_document
-
-    raw = {"dataset": "digits", "model": {"arch": "mlp", "depth": 1, "width": 4}, "grid": {"lr": [0.1]},
-           "seeds": [0], "epochs": 1, "checkpoints": [1]}
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps(zoo_document(expand_zoo("z", raw))))
-    assert main(["train", str(spec), "--population", "mlp-ffffffffff", "--outdir", str(tmp_path)]) == 1
-    assert "no population 'mlp-ffffffffff'" in one_line_error(capsys)
+def test_malformed_population_document_names_the_file(tmp_path, capsys):
+    doc = tmp_path / "mlp-ffffffffff.json"
+    doc.write_text('{"zoo": "z", "population": "mlp-ffffffffff", "checkpoints": [1]}')
+    assert main(_train_args(doc, tmp_path)) == 1
+    err = one_line_error(capsys)
+    assert str(doc) in err and "malformed population document" in err
 
 
 @pytest.mark.parametrize("text", ["zoos: [1, 2", "just a string", "zoos: {z: {dataset: digits}}"])

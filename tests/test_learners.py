@@ -6,6 +6,8 @@ with the real pipeline (``zoo.jobs.train`` / ``zoo.jobs.weights``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,15 +39,14 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory):
-    from zoo.jobs import train, weights, write_spec
+    from zoo.jobs import train_into_layout, weights, write_zoo_documents
 
-    out = tmp_path_factory.mktemp("zoos") / "tiny"
     zoo = expand_zoo("tiny", TINY)
-    write_spec(zoo, {}, out / "spec.json")
+    lay = write_zoo_documents(zoo, {}, tmp_path_factory.mktemp("data"))
     for pop in zoo.populations:
-        train(out / "spec.json", pop, out, progress=False)
-        weights(out / "checkpoints" / f"{pop}.safetensors", out / "weights" / f"{pop}.parquet")
-    return out
+        train_into_layout(lay, pop)
+        weights(lay.checkpoint(pop), lay.table("weights", pop))
+    return Path(lay.dir)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +75,24 @@ def test_statnn_features_are_the_seven_statistics(data):
 
 
 def test_statnn_ranks_test_accuracy(data):
+    """Pooled protocol: every checkpoint of 20 % of the models is a test sample."""
     assert data.meta.test_acc.std() > 0.1  # the zoo's accuracy varies
-    _, pred = run(data, "tiny", "test_acc", "statnn-gbm", "none", [0])
+    _, pred = run(data, "tiny", "test_acc", "statnn-gbm", "none", [0], protocol="pooled")
     test = pred[pred.side == "test"]
     assert len(test) >= 32
     tau = kendalltau(test.y_pred, test.y_true).statistic
     assert tau > 0.5, f"statnn Kendall tau {tau:.3f}"
+
+
+def test_statnn_ranks_final_test_accuracy_under_the_nfn_protocol(data):
+    """NFN protocol (the default): final checkpoints, half of the 48 models held out."""
+    res, pred = run(data, "tiny", "test_acc", "statnn-gbm", "none", [0])
+    test = pred[pred.side == "test"]
+    assert len(test) == 24 and set(test.epoch) == {4}
+    tau = kendalltau(test.y_pred, test.y_true).statistic
+    assert tau > 0.5, f"statnn Kendall tau {tau:.3f}"
+    assert res.kendall_tau[0] == pytest.approx(tau)
+    assert res.tau_ci_low[0] <= tau <= res.tau_ci_high[0]
 
 
 @pytest.mark.parametrize("split", ["model", "region:lr:high", "region:width:low", "phase:II"])

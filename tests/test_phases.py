@@ -96,20 +96,22 @@ def test_landscape_and_phases_commands_end_to_end(tmp_path):
 
     from zoo.cli import main
     from zoo.config import load_config, load_zoos
-    from zoo.jobs import train, write_spec
+    from zoo.jobs import train_into_layout, write_zoo_documents
 
     cfg_path = tmp_path / "zoo.yaml"
     cfg_path.write_text(TINY_ZOO)
     cfg = load_config(cfg_path)
     zoo = load_zoos(cfg)["tiny-phases"]
+    lay = write_zoo_documents(zoo, {}, tmp_path)
     d = tmp_path / "zoos" / "tiny-phases"
-    write_spec(zoo, {}, d / "spec.json")
     for pop in zoo.populations:
-        train(d / "spec.json", pop, d, progress=False)
-        assert main(["landscape", str(d / "checkpoints" / f"{pop}.safetensors"), "--spec", str(d / "spec.json"),
+        train_into_layout(lay, pop)
+        assert main(["landscape", lay.checkpoint(pop), "--population", lay.population_doc(pop),
                      "--models", str(d / "models" / f"{pop}.parquet"), "--out", str(d / "landscape" / f"{pop}.parquet"),
                      "--power-iters", "5", "--probes", "4", "--curve-steps", "10", "--n-eval", "64", "--n-mix", "64"]) == 0
-    assert main(["phases", str(d / "spec.json"), "--zoo-dir", str(d), "--out", str(d / "phases.parquet"),
+    assert main(["phases", lay.spec, "--landscape", *lay.population_tables(zoo.populations, ("landscape",)),
+                 "--metrics", *lay.population_tables(zoo.populations, ("metrics",)),
+                 "--models", *lay.population_tables(zoo.populations, ("models",)), "--out", str(d / "phases.parquet"),
                  "--figure", str(d / "figures" / "phase_diagram.png")]) == 0
     land = pq.read_table(d / "landscape" / f"{pop}.parquet").to_pandas()
     assert {"hessian_top_eig", "hessian_trace", "hessian_trace_se", "cka_mean", "mc", "l2_to_peers", "epoch"} <= set(land)
@@ -127,7 +129,7 @@ def test_landscape_and_phases_commands_end_to_end(tmp_path):
 def test_landscape_rejects_fewer_than_five_curve_points(tmp_path, capsys):
     from zoo.cli import main
 
-    code = main(["landscape", str(tmp_path / "x.safetensors"), "--spec", "s", "--models", "m", "--out", "o",
+    code = main(["landscape", str(tmp_path / "x.safetensors"), "--population", "s", "--models", "m", "--out", "o",
                  "--curve-points", "3"])
     assert code == 1
     assert "at least 5" in capsys.readouterr().err

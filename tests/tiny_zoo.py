@@ -12,15 +12,16 @@ def make_tiny_zoo(data: Path, config: dict[str, Any]) -> Path:
 
     from zoo.catalog import build_catalog
     from zoo.config import load_zoos, validate
-    from zoo.jobs import train, weights, write_spec
+    from zoo.jobs import train_into_layout, weights, write_zoo_documents
 
     torch.set_num_threads(1)
     validate(config)
-    for name, z in load_zoos(config).items():
-        zdir = data / "zoos" / name
-        write_spec(z, {}, zdir / "spec.json")
+    files = []
+    for z in load_zoos(config).values():
+        lay = write_zoo_documents(z, {}, data)
         for pop in z.populations:
-            train(zdir / "spec.json", pop, zdir, progress=False)
-            weights(zdir / "checkpoints" / f"{pop}.safetensors", zdir / "weights" / f"{pop}.parquet")
-    build_catalog(data)
+            train_into_layout(lay, pop)
+            weights(lay.checkpoint(pop), lay.table("weights", pop))
+        files += lay.population_tables(z.populations, ("models", "metrics", "weights"))
+    build_catalog(data, files=files)
     return data

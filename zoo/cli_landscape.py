@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ LANDSCAPE_COLUMNS: dict[str, str] = {
 }
 
 
-def landscape_job(spec_path: str | Path, checkpoint: str | Path, models_path: str | Path, out: str | Path,
+def landscape_job(population_path: str | Path, checkpoint: str | Path, models_path: str | Path, out: str | Path,
                   epoch: int | None = None, overrides: dict[str, Any] | None = None) -> None:
     """Landscape metrics of one population at ``epoch`` (default: its last checkpoint)."""
     import dataclasses
@@ -30,32 +31,16 @@ def landscape_job(spec_path: str | Path, checkpoint: str | Path, models_path: st
     import pyarrow as pa
     import torch
 
-    from zoo.data import load_dataset
-    from zoo.jobs import read_spec
+    from zoo.jobs import load_population
     from zoo.landscape import LandscapeSettings, population_landscape
-    from zoo.store import load_checkpoints, read_table, write_table
+    from zoo.store import write_table
     from zoo.train import train_subset
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    zoo = read_spec(spec_path)
-    ckpts, ids, meta = load_checkpoints(checkpoint)
-    population = meta.get("population", Path(checkpoint).stem)
-    if population not in zoo.populations:
-        raise DataError(f"{checkpoint}: population {population!r} is not in {spec_path}; re-run the workflow")
-    epoch = max(ckpts) if epoch is None else int(epoch)
-    if epoch not in ckpts:
-        raise DataError(f"{checkpoint}: no checkpoint at epoch {epoch}; choose one of {sorted(ckpts)}")
-    by_id = {m.model_id: m.spec for m in zoo.populations[population]}
-    specs = [by_id[i] for i in ids]
-    models = read_table(models_path, "models").to_pandas().set_index("model_id")
-    missing = [i for i in ids if i not in models.index]
-    if missing:
-        raise DataError(f"{models_path}: lacks models {missing[:3]} of {checkpoint}; re-run the train rule")
-    import pandas as pd
-
-    diverged = [bool(not pd.isna(d) and d <= epoch) for d in models.loc[ids, "diverged_epoch"]]
-    ds = load_dataset(specs[0]["dataset"], specs[0].get("dataset_options"))
+    data = load_population(population_path, checkpoint, models_path, epoch)
+    population, epoch, ids, specs, ds = data.population, data.epoch, data.model_ids, data.specs, data.dataset
+    diverged, params = data.diverged, data.params
     task = getattr(ds, "task", "classification")
     x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
     settings = dataclasses.replace(LandscapeSettings(), **(overrides or {}))
@@ -66,29 +51,38 @@ def landscape_job(spec_path: str | Path, checkpoint: str | Path, models_path: st
 
         y_fit = torch.from_numpy(np.stack([noisy_labels(s, ds.y_train, sub, ds.n_classes) for s, sub in zip(specs, subsets)]))
     if task == "classification":
-        rows = population_landscape(specs, ids, ckpts[epoch], x, y, subsets, diverged, settings, y_fit=y_fit)
+        rows = population_landscape(specs, ids, params, x, y, subsets, diverged, settings, y_fit=y_fit)
     else:
         # Cross-entropy Hessian, error-based mc and softmax CKA are defined for classifiers
         # only: other tasks get NaN rows (their phase is then `unlabelled`), not a failed workflow.
-        print(f"{zoo.name}/{population}: {task} task, landscape metrics not defined: writing NaN rows", file=sys.stderr)
-        rows = population_landscape(specs, ids, ckpts[epoch], x, y, subsets, [True] * len(ids), settings)
+        print(f"{data.zoo}/{population}: {task} task, landscape metrics not defined: writing NaN rows", file=sys.stderr)
+        rows = population_landscape(specs, ids, params, x, y, subsets, [True] * len(ids), settings)
         for r in rows:
             r["landscape_diverged"] = False
     for r in rows:
-        r.update(zoo=zoo.name, population=population, epoch=epoch)
+        r.update(zoo=data.zoo, population=population, epoch=epoch)
     schema = pa.schema([(k, getattr(pa, t)()) for k, t in LANDSCAPE_COLUMNS.items()])
     table = pa.Table.from_pylist([{k: r.get(k) for k in LANDSCAPE_COLUMNS} for r in rows], schema=schema)
-    write_table(table, out, "landscape", {"zoo_spec_hash": zoo.spec_hash, "settings": dataclasses.asdict(settings),
+    write_table(table, out, "landscape", {"population_hash": data.population_hash, "settings": dataclasses.asdict(settings),
                                           "task": task})
-    print(f"{zoo.name}/{population}: landscape of {len(ids)} models ({sum(diverged)} diverged) at epoch {epoch} "
+    print(f"{data.zoo}/{population}: landscape of {len(ids)} models ({sum(diverged)} diverged) at epoch {epoch} "
           f"in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
-def phases_job(spec_path: str | Path, zoo_dir: str | Path, out: str | Path, figure: str | Path | None) -> Any:
-    """Label every model of a zoo; write ``phases.parquet`` and the phase diagram; return the counts."""
+def phases_job(spec_path: str | Path, landscape: Sequence[str | Path], metrics: Sequence[str | Path],
+               models: Sequence[str | Path], out: str | Path, figure: str | Path | None) -> Any:
+    """Label every model of a zoo; write ``phases.parquet`` and the phase diagram; return the counts.
+
+    A zoo whose grid varies fewer than two hyperparameters (a seed-only or lr-only zoo)
+    still gets its labels; its diagram is a figure that says why there is none, and the
+    table's metadata records the note.
+    """
+    import dataclasses
+
     import pandas as pd
     import pyarrow as pa
 
+    from zoo.errors import SpecError
     from zoo.jobs import read_spec
     from zoo.phases import (
         PhaseThresholds,
@@ -96,41 +90,53 @@ def phases_job(spec_path: str | Path, zoo_dir: str | Path, out: str | Path, figu
         label_phases,
         phase_counts,
         plot_phase_diagram,
+        plot_skipped_diagram,
     )
     from zoo.store import read_table, write_table
 
     zoo = read_spec(spec_path)
-    zoo_dir = Path(zoo_dir)
     thr = PhaseThresholds.from_spec(zoo.raw.get("phases"), source=str(spec_path))
-    parts = []
-    for pop in zoo.populations:
-        models = read_table(zoo_dir / "models" / f"{pop}.parquet", "models").to_pandas()
-        land = read_table(zoo_dir / "landscape" / f"{pop}.parquet", "landscape").to_pandas()
-        metrics = read_table(zoo_dir / "metrics" / f"{pop}.parquet", "metrics").to_pandas()
-        metrics = metrics[["model_id", "epoch", "train_loss", "train_acc", "test_acc", "diverged"]]
-        df = land.merge(metrics, on=["model_id", "epoch"], how="left", validate="one_to_one")
-        grid_cols = [c for c in zoo.grid_keys if c in models]
-        df = df.merge(models[["model_id", "seed", *grid_cols]], on="model_id", how="left")
-        parts.append(df)
-    df = pd.concat(parts, ignore_index=True)
+
+    def frame(files: Sequence[str | Path], table: str) -> pd.DataFrame:
+        if not files:
+            raise DataError(f"{spec_path}: no {table} files given; the phases rule passes one per population")
+        return pd.concat([read_table(f, table).to_pandas() for f in files], ignore_index=True)
+
+    mod, land, met = frame(models, "models"), frame(landscape, "landscape"), frame(metrics, "metrics")
+    met = met[["model_id", "epoch", "train_loss", "train_acc", "test_acc", "diverged"]]
+    df = land.merge(met, on=["model_id", "epoch"], how="left", validate="one_to_one")
+    grid_cols = [c for c in zoo.grid_keys if c in mod]
+    df = df.merge(mod[["model_id", "seed", *grid_cols]], on="model_id", how="left")
     df["diverged"] = df["diverged"].fillna(False).astype(bool) | df["landscape_diverged"].astype(bool)
     labelled = label_phases(df, thr)
     keep = ["model_id", "zoo", "population", "epoch", "phase", "margin", "margin_to", "margin_train_loss",
             "margin_log10_trace", "margin_mc", "margin_cka", "train_loss", "train_acc", "test_acc",
             "log10_hessian_trace", "mc", "cka_mean", "diverged"] + [c for c in labelled if c.startswith("thr_")]
+    labelled = labelled.sort_values("model_id", kind="stable")
     table = pa.Table.from_pandas(labelled[keep], preserve_index=False)
-    import dataclasses
-
-    write_table(table, out, "phases", {"zoo_spec_hash": zoo.spec_hash, "thresholds": dataclasses.asdict(thr)})
+    title = f"{zoo.name}: phases at epoch {int(df['epoch'].max())}"
+    note = ""
+    try:
+        axes = diagram_axes(zoo.raw["grid"], labelled, zoo.raw.get("phases"))
+    except SpecError as exc:
+        chosen = zoo.raw.get("phases") or {}
+        if chosen.get("x") or chosen.get("y"):
+            raise  # an explicit axis choice that does not fit is the user's error to fix
+        axes, note = None, f"phase diagram skipped: {exc}"
+        print(f"{zoo.name}: {note}", file=sys.stderr)
+    write_table(table, out, "phases", {"zoo_spec_hash": zoo.spec_hash, "thresholds": dataclasses.asdict(thr),
+                                       "note": note})
     if figure is not None:
-        x, y, facets = diagram_axes(zoo.raw["grid"], labelled, zoo.raw.get("phases"))
-        plot_phase_diagram(labelled, x, y, facets, str(figure), f"{zoo.name}: phases at epoch {int(df['epoch'].max())}")
+        if axes is None:
+            plot_skipped_diagram(labelled, str(figure), title, note)
+        else:
+            plot_phase_diagram(labelled, *axes, str(figure), title)
     return phase_counts(labelled)
 
 
 def _landscape_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="data/zoos/<zoo>/checkpoints/<population>.safetensors")
-    p.add_argument("--spec", required=True, help="data/zoos/<zoo>/spec.json")
+    p.add_argument("--population", required=True, help="data/zoos/<zoo>/populations/<population>.json")
     p.add_argument("--models", required=True, help="data/zoos/<zoo>/models/<population>.parquet (diverged flags)")
     p.add_argument("--out", required=True, help="data/zoos/<zoo>/landscape/<population>.parquet")
     p.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the last)")
@@ -155,19 +161,20 @@ def _landscape(args: argparse.Namespace) -> None:
             raise DataError(f"--{key.replace('_', '-')}: {value} must be >= 1")
         if key == "curve_steps" and value < 0:
             raise DataError("--curve-steps: must be >= 0 (0 = the straight line)")
-    landscape_job(args.spec, args.checkpoint, args.models, args.out, args.epoch, overrides)
+    landscape_job(args.population, args.checkpoint, args.models, args.out, args.epoch, overrides)
 
 
 def _phases_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="data/zoos/<zoo>/spec.json")
-    p.add_argument("--zoo-dir", required=True, help="data/zoos/<zoo> (models/, metrics/, landscape/ inside)")
+    for table in ("landscape", "metrics", "models"):
+        p.add_argument(f"--{table}", nargs="+", required=True, help=f"every population's {table} Parquet file")
     p.add_argument("--out", required=True, help="data/zoos/<zoo>/phases.parquet")
     p.add_argument("--figure", default=None, help="phase-diagram PNG to write")
 
 
 @command("phases", "label every model of a zoo with its phase (I, II, III, IV-A, IV-B) and draw the phase diagram", _phases_args)
 def _phases(args: argparse.Namespace) -> None:
-    counts = phases_job(args.spec, args.zoo_dir, args.out, args.figure)
+    counts = phases_job(args.spec, args.landscape, args.metrics, args.models, args.out, args.figure)
     print("| phase | models |\n|---|---|")
     for k, v in counts.items():
         print(f"| {k} | {v} |")

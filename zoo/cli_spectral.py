@@ -70,13 +70,16 @@ def run_spectral(checkpoint: str | Path, out: str | Path, farms: bool = True, mp
     """Compute and write the spectral table of one population checkpoint; returns the row count."""
     import torch
 
+    from zoo.spectral_condition import add_condition_columns
     from zoo.store import load_checkpoints, write_table
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     ckpts, ids, meta = load_checkpoints(checkpoint)
     table = spectral_table(meta.get("zoo", ""), meta.get("population", Path(checkpoint).stem), ckpts, ids, farms, mp)
-    write_table(table, out, "spectral", {"zoo_spec_hash": meta.get("zoo_spec_hash", ""), "weightwatcher_conventions": "0.7.7"})
+    # spectral-condition columns (fan_in/out, scaled ‖W‖₂ and ‖ΔW‖₂ between checkpoints): zoo.spectral_condition
+    table = add_condition_columns(table, ckpts, ids)
+    write_table(table, out, "spectral", {"population_hash": meta.get("population_hash", ""), "weightwatcher_conventions": "0.7.7"})
     dt = time.perf_counter() - t0
     print(f"spectral: {table.num_rows} layers from {checkpoint} in {dt:.2f} s ({table.num_rows / max(dt, 1e-9):.0f} layers/s)",
           file=sys.stderr)
@@ -96,65 +99,65 @@ def _spectral(args: argparse.Namespace) -> None:
     run_spectral(args.checkpoint, args.out, farms=not args.no_farms, mp=not args.no_mp)
 
 
-def model_alpha_frame(zoo_dir: str | Path):
-    """Per model at its last checkpoint: mean alpha over layers with a real fit, joined to metrics and models."""
+def model_alpha_frame(spectral: Sequence[str | Path], metrics: Sequence[str | Path], models: Sequence[str | Path]):
+    """Per model at its last checkpoint: mean alpha over layers with a real fit, joined to metrics and models.
+
+    Reads exactly the given files (one per population of the current spec, as the rule passes them).
+    """
     import duckdb
+    import pyarrow as pa
 
     from zoo.errors import DataError
+    from zoo.store import read_table
 
-    zoo_dir = Path(zoo_dir)
-    globs = {t: str(zoo_dir / t / "*.parquet") for t in ("spectral", "metrics", "models")}
-    for t in globs:
-        if not list(zoo_dir.glob(f"{t}/*.parquet")):
-            raise DataError(f"{zoo_dir}/{t}/: no Parquet files; run the workflow (snakemake) to build the {t} tables first")
+    tables = {}
+    for name, files in (("spectral", spectral), ("metrics", metrics), ("models", models)):
+        if not files:
+            raise DataError(f"no {name} files given; run the workflow (snakemake) to build the {name} tables first")
+        tables[name] = pa.concat_tables([read_table(f, name) for f in files], promote_options="default")
     rules = ", ".join(f"'{r}'" for r in FIGURE_RULES)
     sql = f"""
-        WITH last AS (SELECT model_id, max(epoch) AS epoch FROM read_parquet('{globs['spectral']}') GROUP BY model_id),
+        WITH last AS (SELECT model_id, max(epoch) AS epoch FROM spectral GROUP BY model_id),
         a AS (SELECT s.model_id, s.epoch, avg(s.alpha) AS alpha
-              FROM read_parquet('{globs['spectral']}') s JOIN last USING (model_id, epoch)
+              FROM spectral s JOIN last USING (model_id, epoch)
               WHERE s.fit_rule IN ({rules}) AND isfinite(s.alpha) GROUP BY s.model_id, s.epoch)
         SELECT a.*, m.test_acc, m.ggap, m.diverged, md.* EXCLUDE (model_id)
-        FROM a JOIN read_parquet('{globs['metrics']}') m USING (model_id, epoch)
-        JOIN read_parquet('{globs['models']}') md USING (model_id)
+        FROM a JOIN metrics m USING (model_id, epoch)
+        JOIN models md USING (model_id)
+        ORDER BY a.model_id
     """
-    return duckdb.connect().execute(sql).df()
+    con = duckdb.connect()
+    for name, table in tables.items():
+        con.register(name, table)
+    return con.execute(sql).df()
 
 
-def alpha_figure(zoo_dir: str | Path, out: str | Path, axes: Sequence[str] | None = None) -> None:
+def alpha_figure(spec: str | Path, spectral: Sequence[str | Path], metrics: Sequence[str | Path],
+                 models: Sequence[str | Path], out: str | Path, axes: Sequence[str] | None = None) -> None:
     """Alpha vs test accuracy and vs generalisation gap, one column per grid axis used as colour (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from zoo.jobs import read_spec
+    from zoo.plots import colour_by
     from zoo.store import atomic_path
 
-    zoo_dir = Path(zoo_dir)
-    df = model_alpha_frame(zoo_dir)
+    zoo = read_spec(spec)
+    df = model_alpha_frame(spectral, metrics, models)
     if axes is None:
-        axes = [a for a in read_spec(zoo_dir / "spec.json").raw.get("grid", {}) if a in df.columns] or ["seed"]
+        axes = [a for a in zoo.raw.get("grid", {}) if a in df.columns] or ["seed"]
     df = df[~df["diverged"].astype(bool)]
     fig, grid = plt.subplots(2, len(axes), figsize=(4.2 * len(axes), 7), squeeze=False)
     for j, axis in enumerate(axes):
-        vals = df[axis].to_numpy()
-        categories = None
-        if not np.issubdtype(vals.dtype, np.number):  # text axes (activation, init, optimizer): one code each
-            categories = sorted(set(map(str, vals)))
-            vals = np.array([categories.index(str(v)) for v in vals])
-        log = categories is None and (axis in ("lr", "weight_decay", "width", "channels") or (
-            vals.min() > 0 and vals.max() / vals.min() > 20))
-        cvals = np.log10(vals.astype(float)) if log else vals.astype(float)
         for i, (col, label) in enumerate((("test_acc", "test accuracy"), ("ggap", "generalisation gap (train − test acc)"))):
             ax = grid[i][j]
-            sc = ax.scatter(df["alpha"], df[col], c=cvals, cmap="viridis", s=14, alpha=0.85)
+            # few-valued or text axes (batch size, activation) get a categorical palette and a legend
+            colour_by(ax, df["alpha"], df[col], df[axis].to_numpy(), axis, s=14, alpha=0.85)
             ax.set_xlabel("mean layer alpha (last checkpoint)")
             ax.set_ylabel(label)
-            bar = fig.colorbar(sc, ax=ax, label=f"log10 {axis}" if log else axis)
-            if categories is not None:
-                bar.set_ticks(range(len(categories)), labels=categories)
-    fig.suptitle(f"{zoo_dir.name}: WeightWatcher alpha vs generalisation ({len(df)} non-diverged models)")
+    fig.suptitle(f"{zoo.name}: WeightWatcher alpha vs generalisation ({len(df)} non-diverged models)")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -162,11 +165,26 @@ def alpha_figure(zoo_dir: str | Path, out: str | Path, axes: Sequence[str] | Non
 
 
 def _figure_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("zoo_dir", help="the zoo's data folder, data/zoos/<zoo>")
+    p.add_argument("zoo_dir", nargs="?", default=None,
+                   help="the zoo's folder, data/zoos/<zoo> (its current spec's tables); or pass the files:")
+    p.add_argument("--spec", default=None, help="data/zoos/<zoo>/spec.json")
+    for table in ("spectral", "metrics", "models"):
+        p.add_argument(f"--{table}", nargs="+", default=None, help=f"every population's {table} Parquet file")
     p.add_argument("--out", required=True, help="PNG to write (data/zoos/<zoo>/figures/spectral_alpha.png)")
     p.add_argument("--axes", nargs="*", default=None, help="grid axes to colour by (default: every grid axis of the spec)")
 
 
 @command("spectral-figures", "plot mean layer alpha vs test accuracy and generalisation gap, coloured by grid axis", _figure_args)
 def _figures(args: argparse.Namespace) -> None:
-    alpha_figure(args.zoo_dir, args.out, args.axes)
+    from zoo.errors import DataError
+    from zoo.layout import current_table_files, zoo_dir_layout
+
+    if args.zoo_dir is not None:
+        files = {t: current_table_files(args.zoo_dir, t) for t in ("spectral", "metrics", "models")}
+        spec = zoo_dir_layout(args.zoo_dir).spec
+    elif args.spec and args.spectral and args.metrics and args.models:
+        files = {"spectral": args.spectral, "metrics": args.metrics, "models": args.models}
+        spec = args.spec
+    else:
+        raise DataError("zoo spectral-figures: give ZOO_DIR, or --spec with --spectral, --metrics and --models")
+    alpha_figure(spec, files["spectral"], files["metrics"], files["models"], args.out, args.axes)

@@ -37,7 +37,7 @@ MODELS_SCHEMA = pa.schema(
     [("model_id", pa.string()), ("zoo", pa.string()), ("population", pa.string())]
     + list(HYPERPARAMETER_COLUMNS.items())
     + [("n_params", pa.int64()), ("diverged_epoch", pa.int64()), ("spec_json", pa.string()),
-       ("zoo_spec_hash", pa.string()), ("zoo_version", pa.string()), ("torch_version", pa.string()),
+       ("population_hash", pa.string()), ("zoo_version", pa.string()), ("torch_version", pa.string()),
        ("python_version", pa.string()), ("git_commit", pa.string())]
 )
 
@@ -73,14 +73,18 @@ def versions() -> dict[str, str | None]:
 
 
 def models_table(zoo_name: str, population: str, models: Sequence[ModelSpec], n_params: int,
-                 diverged_epoch: Sequence[int | None], zoo_spec_hash: str) -> pa.Table:
-    """One row per model: every hyperparameter as a typed column, plus provenance."""
+                 diverged_epoch: Sequence[int | None], population_hash: str) -> pa.Table:
+    """One row per model: every hyperparameter as a typed column, plus provenance.
+
+    ``population_hash`` identifies the population document the model was trained from
+    (:func:`zoo.layout.population_document`): it changes exactly when the trained bits may.
+    """
     ver = versions()
     rows = []
     for m, d in zip(models, diverged_epoch):
         row: dict[str, Any] = {"model_id": m.model_id, "zoo": zoo_name, "population": population}
         row.update({k: m.spec.get(k, HYPERPARAMETER_DEFAULTS.get(k)) for k in HYPERPARAMETER_COLUMNS})
-        row.update(n_params=n_params, diverged_epoch=d, spec_json=canonical_json(m.spec), zoo_spec_hash=zoo_spec_hash, **ver)
+        row.update(n_params=n_params, diverged_epoch=d, spec_json=canonical_json(m.spec), population_hash=population_hash, **ver)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=MODELS_SCHEMA)
 

@@ -1,33 +1,39 @@
+# The catalog (every zoo's tables, loaded from exactly the files the current specs made) and
+# each zoo's manifest. Included last: these rules read what every stage file appended to
+# ZOO_OUTPUTS (the Snakefile's include order says so).
+
+
 rule catalog:
     input:
-        CATALOG_INPUTS,
+        lambda w: [f for z in ZOOS for f in parquet_outputs(z)],
     output:
         db=f"{DATA}/zoo.duckdb",
-    params:
-        data=lambda w, output: os.path.dirname(output.db) or ".",
     log:
         f"{DATA}/logs/catalog.log",
     conda:
         ENV
     localrule: True
     shell:
-        "zoo catalog {params.data} --db {output.db} 2> {log}"
+        "zoo catalog --db {output.db} {input} 2> {log}"
 
 
 rule manifest:
+    # Prunes what an older spec left in the zoo's folders (files no output of the current
+    # spec names), then hashes every output, so `zoo verify` can flag anything else.
     input:
-        zoo_output_files,
+        lambda w: zoo_outputs(w.zoo),
     output:
-        f"{DATA}/zoos/{{zoo}}/manifest.json",
+        L.manifest,
     params:
-        zoo_dir=lambda w, output: os.path.dirname(output[0]),
+        data=lambda w, output: os.path.dirname(os.path.dirname(os.path.dirname(output[0]))),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/manifest.log",
+        L.log("manifest"),
     conda:
         ENV
     localrule: True
     shell:
-        "zoo manifest {params.zoo_dir} {input} 2> {log}"
+        "zoo prune --zoo {wildcards.zoo} --data {params.data} --keep {input} > {log} 2>&1 && "
+        "zoo manifest --data {params.data} --out {output} {input} 2>> {log}"
 
 
-FINAL_TARGETS += [f"{DATA}/zoos/{z}/manifest.json" for z in ZOOS]
+FINAL_TARGETS += [layout(z).manifest for z in ZOOS]

@@ -1,10 +1,10 @@
 rule weights:
     input:
-        f"{DATA}/zoos/{{zoo}}/checkpoints/{{population}}.safetensors",
+        L.checkpoint("{population}"),
     output:
-        f"{DATA}/zoos/{{zoo}}/weights/{{population}}.parquet",
+        L.table("weights", "{population}"),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/weights/{{population}}.log",
+        L.log("weights/{population}"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -15,4 +15,4 @@ rule weights:
         "zoo weights {input} --out {output} 2> {log}"
 
 
-CATALOG_INPUTS += population_targets(f"{DATA}/zoos/{{zoo}}/weights/{{population}}.parquet")
+ZOO_OUTPUTS.append(lambda zoo: layout(zoo).population_tables(populations(zoo), ("weights",)))

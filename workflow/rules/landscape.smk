@@ -4,15 +4,15 @@
 
 rule landscape:
     input:
-        spec=ancient(f"{DATA}/zoos/{{zoo}}/spec.json"),
-        checkpoint=f"{DATA}/zoos/{{zoo}}/checkpoints/{{population}}.safetensors",
-        models=f"{DATA}/zoos/{{zoo}}/models/{{population}}.parquet",
+        population=L.population_doc("{population}"),
+        checkpoint=L.checkpoint("{population}"),
+        models=L.table("models", "{population}"),
     output:
-        f"{DATA}/zoos/{{zoo}}/landscape/{{population}}.parquet",
+        L.table("landscape", "{population}"),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/landscape/{{population}}.log",
+        L.log("landscape/{population}"),
     benchmark:
-        f"{DATA}/zoos/{{zoo}}/benchmarks/landscape/{{population}}.tsv"
+        L.benchmark("landscape/{population}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -20,29 +20,27 @@ rule landscape:
     conda:
         ENV
     shell:
-        "zoo landscape {input.checkpoint} --spec {input.spec} --models {input.models} --out {output} 2> {log}"
+        "zoo landscape {input.checkpoint} --population {input.population} --models {input.models} --out {output} 2> {log}"
 
 
 rule phases:
     input:
-        # not ancient: changed thresholds (the zoo's `phases:` object) must relabel
-        spec=f"{DATA}/zoos/{{zoo}}/spec.json",
-        landscape=lambda w: zoo_tables(w, ("landscape",)),
-        metrics=lambda w: zoo_tables(w, ("metrics",)),
-        models=lambda w: zoo_tables(w, ("models",)),
+        # changed thresholds (the zoo's `phases:` object) must relabel, so the whole spec
+        spec=L.spec,
+        landscape=zoo_tables("landscape"),
+        metrics=zoo_tables("metrics"),
+        models=zoo_tables("models"),
     output:
-        table=f"{DATA}/zoos/{{zoo}}/phases.parquet",
+        table=L.phases,
         figure=report(
-            f"{DATA}/zoos/{{zoo}}/figures/phase_diagram.png",
+            L.figure("phase_diagram.png"),
             caption="../report/phase_diagram.rst",
             category="{zoo}",
             subcategory="phases",
             labels={"figure": "phase diagram"},
         ),
-    params:
-        zoo_dir=lambda w: zoo_dir(w.zoo),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/phases.log",
+        L.log("phases"),
     threads: 1
     resources:
         mem_mb=1500,
@@ -50,9 +48,11 @@ rule phases:
     conda:
         ENV
     shell:
-        "zoo phases {input.spec} --zoo-dir {params.zoo_dir} --out {output.table} --figure {output.figure} > {log} 2>&1"
+        "zoo phases {input.spec} --landscape {input.landscape} --metrics {input.metrics} --models {input.models} "
+        "--out {output.table} --figure {output.figure} > {log} 2>&1"
 
 
-CATALOG_INPUTS += population_targets(f"{DATA}/zoos/{{zoo}}/landscape/{{population}}.parquet")
-CATALOG_INPUTS += [f"{DATA}/zoos/{z}/phases.parquet" for z in ZOOS]
-FINAL_TARGETS += [f"{DATA}/zoos/{z}/figures/phase_diagram.png" for z in ZOOS]
+ZOO_OUTPUTS.append(
+    lambda zoo: layout(zoo).population_tables(populations(zoo), ("landscape",))
+    + [layout(zoo).phases, layout(zoo).figure("phase_diagram.png")]
+)

@@ -1,5 +1,5 @@
 # Weight-space learner benchmark: one job per zoo × task × learner × augmentation (config `learn:`).
-from zoo.learners.workflow import learn_args, learn_inputs, learn_targets
+from zoo.learners.workflow import learn_args, learn_outputs
 
 LEARN = config.get("learn", {})
 
@@ -12,26 +12,22 @@ wildcard_constraints:
 
 rule learn:
     input:
-        lambda w: learn_inputs(
-            zoo_dir(w.zoo),
-            ZOOS[w.zoo].populations,
-            w.task,
-            w.learner,
-            LEARN,
-            has_spectral=hasattr(rules, "spectral"),
-            has_phases=hasattr(rules, "phases"),
-        ),
+        weights=learn_input("weights"),
+        models=learn_input("models"),
+        metrics=learn_input("metrics"),
+        spectral=learn_input("spectral"),
+        phases=learn_input("phases"),
     output:
-        results=f"{DATA}/learners/{{zoo}}/{{task}}/{{learner}}/{{augment}}/results.parquet",
-        predictions=f"{DATA}/learners/{{zoo}}/{{task}}/{{learner}}/{{augment}}/predictions.parquet",
+        results=L.learner_output("{task}", "{learner}", "{augment}", "results"),
+        predictions=L.learner_output("{task}", "{learner}", "{augment}", "predictions"),
     params:
-        zoo_dir=lambda w: zoo_dir(w.zoo),
-        outdir=lambda w, output: os.path.dirname(output.results),
         args=learn_args(LEARN),
+        spectral=lambda w, input: f"--spectral {input.spectral}" if input.spectral else "",
+        phases=lambda w, input: f"--phases {input.phases}" if input.phases else "",
     log:
-        f"{DATA}/learners/{{zoo}}/logs/{{task}}-{{learner}}-{{augment}}.log",
+        L.learner_log("{task}", "{learner}", "{augment}"),
     benchmark:
-        f"{DATA}/learners/{{zoo}}/benchmarks/{{task}}-{{learner}}-{{augment}}.tsv"
+        L.learner_benchmark("{task}", "{learner}", "{augment}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -39,8 +35,10 @@ rule learn:
     conda:
         ENV
     shell:
-        "zoo learn {params.zoo_dir} --task {wildcards.task} --learner {wildcards.learner} "
-        "--augment {wildcards.augment} {params.args} --outdir {params.outdir} 2> {log}"
+        "zoo learn --zoo {wildcards.zoo} --weights {input.weights} --models {input.models} --metrics {input.metrics} "
+        "{params.spectral} {params.phases} --task {wildcards.task} --learner {wildcards.learner} "
+        "--augment {wildcards.augment} {params.args} --results {output.results} "
+        "--predictions {output.predictions} 2> {log}"
 
 
-CATALOG_INPUTS += learn_targets(DATA, LEARN, ZOOS) if LEARN else []
+ZOO_OUTPUTS.append(lambda zoo: learn_outputs(layout(zoo), LEARN, list(ZOOS)))

@@ -1,25 +1,24 @@
 # Figures of every zoo for `snakemake --report report.html`: learning curves, final accuracy
 # over the grid, and the run's provenance. Each output is a report() item with a caption
 # (workflow/report/*.rst), category = the zoo, subcategory = what it shows.
-# zoo_tables (common.smk) lists a zoo's models + metrics Parquet files.
 
 
 rule learning_curves:
     input:
-        zoo_tables,
+        models=zoo_tables("models"),
+        metrics=zoo_tables("metrics"),
     output:
         report(
-            f"{DATA}/zoos/{{zoo}}/figures/learning_curves.png",
+            L.figure("learning_curves.png"),
             caption="../report/learning_curves.rst",
             category="{zoo}",
             subcategory="training",
             labels={"figure": "learning curves"},
         ),
     params:
-        zoo_dir=lambda w: zoo_dir(w.zoo),
         n_models=12,
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/report/learning_curves.log",
+        L.log("report/learning_curves"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -28,24 +27,24 @@ rule learning_curves:
         ENV
     localrule: True
     shell:
-        "zoo plot curves {params.zoo_dir} --n-models {params.n_models} --out {output} 2> {log}"
+        "zoo plot curves --models {input.models} --metrics {input.metrics} --n-models {params.n_models} "
+        "--out {output} 2> {log}"
 
 
 rule grid_accuracy:
     input:
-        zoo_tables,
+        models=zoo_tables("models"),
+        metrics=zoo_tables("metrics"),
     output:
         report(
-            f"{DATA}/zoos/{{zoo}}/figures/grid_test_acc.png",
+            L.figure("grid_test_acc.png"),
             caption="../report/grid_accuracy.rst",
             category="{zoo}",
             subcategory="training",
             labels={"figure": "test accuracy over the grid"},
         ),
-    params:
-        zoo_dir=lambda w: zoo_dir(w.zoo),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/report/grid_accuracy.log",
+        L.log("report/grid_accuracy"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -54,25 +53,26 @@ rule grid_accuracy:
         ENV
     localrule: True
     shell:
-        "zoo plot grid {params.zoo_dir} --metric test_acc --out {output} 2> {log}"
+        "zoo plot grid --models {input.models} --metrics {input.metrics} --metric test_acc --out {output} 2> {log}"
 
 
 rule provenance:
     input:
-        zoo_tables,
-        spec=f"{DATA}/zoos/{{zoo}}/spec.json",
+        spec=L.spec,
+        models=zoo_tables("models"),
+        metrics=zoo_tables("metrics"),
     output:
         report(
-            f"{DATA}/zoos/{{zoo}}/figures/provenance.html",
+            L.figure("provenance.html"),
             caption="../report/provenance.rst",
             category="{zoo}",
             subcategory="provenance",
             labels={"figure": "provenance"},
         ),
     params:
-        zoo_dir=lambda w: zoo_dir(w.zoo),
+        benchmarks=lambda w: [layout(w.zoo).benchmark(f"train/{p}") for p in populations(w.zoo)],
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/report/provenance.log",
+        L.log("report/provenance"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -81,11 +81,10 @@ rule provenance:
         ENV
     localrule: True
     shell:
-        "zoo plot provenance {params.zoo_dir} --out {output} 2> {log}"
+        "zoo plot provenance --spec {input.spec} --models {input.models} --metrics {input.metrics} "
+        "--benchmarks {params.benchmarks} --out {output} 2> {log}"
 
 
-FINAL_TARGETS += [
-    f"{DATA}/zoos/{zoo}/figures/{name}"
-    for zoo in ZOOS
-    for name in ("learning_curves.png", "grid_test_acc.png", "provenance.html")
-]
+ZOO_OUTPUTS.append(
+    lambda zoo: [layout(zoo).figure(n) for n in ("learning_curves.png", "grid_test_acc.png", "provenance.html")]
+)

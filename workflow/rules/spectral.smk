@@ -1,13 +1,13 @@
 # Spectral features (WeightWatcher conventions) of every weight matrix of every checkpoint.
 rule spectral:
     input:
-        f"{DATA}/zoos/{{zoo}}/checkpoints/{{population}}.safetensors",
+        L.checkpoint("{population}"),
     output:
-        f"{DATA}/zoos/{{zoo}}/spectral/{{population}}.parquet",
+        L.table("spectral", "{population}"),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/spectral/{{population}}.log",
+        L.log("spectral/{population}"),
     benchmark:
-        f"{DATA}/zoos/{{zoo}}/benchmarks/spectral/{{population}}.tsv"
+        L.benchmark("spectral/{population}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -20,22 +20,20 @@ rule spectral:
 
 rule spectral_figures:
     input:
-        spectral=lambda w: zoo_tables(w, ("spectral",)),
-        metrics=lambda w: zoo_tables(w, ("metrics",)),
-        models=lambda w: zoo_tables(w, ("models",)),
-        spec=f"{DATA}/zoos/{{zoo}}/spec.json",
+        spec=L.spec,
+        spectral=zoo_tables("spectral"),
+        metrics=zoo_tables("metrics"),
+        models=zoo_tables("models"),
     output:
         report(
-            f"{DATA}/zoos/{{zoo}}/figures/spectral_alpha.png",
+            L.figure("spectral_alpha.png"),
             caption="../report/spectral_alpha.rst",
             category="{zoo}",
             subcategory="spectral",
             labels={"figure": "alpha vs generalisation"},
         ),
-    params:
-        zoo_dir=lambda w: zoo_dir(w.zoo),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/spectral_figures.log",
+        L.log("spectral_figures"),
     threads: 1
     resources:
         mem_mb=1500,
@@ -43,8 +41,11 @@ rule spectral_figures:
     conda:
         ENV
     shell:
-        "zoo spectral-figures {params.zoo_dir} --out {output} 2> {log}"
+        "zoo spectral-figures --spec {input.spec} --spectral {input.spectral} --metrics {input.metrics} "
+        "--models {input.models} --out {output} 2> {log}"
 
 
-CATALOG_INPUTS += population_targets(f"{DATA}/zoos/{{zoo}}/spectral/{{population}}.parquet")
-FINAL_TARGETS += [f"{DATA}/zoos/{z}/figures/spectral_alpha.png" for z in ZOOS]
+ZOO_OUTPUTS.append(
+    lambda zoo: layout(zoo).population_tables(populations(zoo), ("spectral",))
+    + [layout(zoo).figure("spectral_alpha.png")]
+)

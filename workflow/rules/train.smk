@@ -1,31 +1,17 @@
-rule spec:
-    output:
-        f"{DATA}/zoos/{{zoo}}/spec.json",
-    params:
-        doc=spec_document,
-    log:
-        f"{DATA}/zoos/{{zoo}}/logs/spec.log",
-    conda:
-        ENV
-    localrule: True
-    shell:
-        "zoo write-spec --json {params.doc:q} --out {output} 2> {log}"
-
-
+# One job trains one population (up to settings.population_size models, one batched computation).
 rule train:
     input:
-        spec=ancient(f"{DATA}/zoos/{{zoo}}/spec.json"),
+        population=L.population_doc("{population}"),
     output:
-        checkpoint=f"{DATA}/zoos/{{zoo}}/checkpoints/{{population}}.safetensors",
-        models=f"{DATA}/zoos/{{zoo}}/models/{{population}}.parquet",
-        metrics=f"{DATA}/zoos/{{zoo}}/metrics/{{population}}.parquet",
+        checkpoint=L.checkpoint("{population}"),
+        models=L.table("models", "{population}"),
+        metrics=L.table("metrics", "{population}"),
     params:
-        fingerprint=population_fingerprint,
-        outdir=lambda w: zoo_dir(w.zoo),
+        resume=L.resume_state("{population}"),
     log:
-        f"{DATA}/zoos/{{zoo}}/logs/train/{{population}}.log",
+        L.log("train/{population}"),
     benchmark:
-        f"{DATA}/zoos/{{zoo}}/benchmarks/train/{{population}}.tsv"
+        L.benchmark("train/{population}")
     threads: 1
     resources:
         mem_mb=population_mem_mb,
@@ -33,8 +19,11 @@ rule train:
     conda:
         ENV
     shell:
-        "zoo train {input.spec} --population {wildcards.population} --outdir {params.outdir} 2> {log}"
+        "zoo train {input.population} --checkpoint {output.checkpoint} --models {output.models} "
+        "--metrics {output.metrics} --resume {params.resume} 2> {log}"
 
 
-CATALOG_INPUTS += population_targets(f"{DATA}/zoos/{{zoo}}/models/{{population}}.parquet")
-CATALOG_INPUTS += population_targets(f"{DATA}/zoos/{{zoo}}/metrics/{{population}}.parquet")
+ZOO_OUTPUTS.append(
+    lambda zoo: [layout(zoo).checkpoint(p) for p in populations(zoo)]
+    + layout(zoo).population_tables(populations(zoo), ("models", "metrics"))
+)

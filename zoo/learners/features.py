@@ -17,15 +17,15 @@ import numpy as np
 
 from zoo.errors import DataError
 from zoo.learners.dataset import WeightDataset
+from zoo.learners.tasks import SkipLearner, is_numeric
 from zoo.store import read_table
 
 STATNN_STATS: tuple[str, ...] = ("mean", "std", "q0", "q25", "q50", "q75", "q100")
 _QUANTILES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
 _SPECTRAL_KEYS = {"model_id", "zoo", "population", "epoch", "layer", "tensor", "kind"}
 
-
-class SkipLearner(DataError):
-    """A learner or task cannot run on this zoo (a table it needs is absent); the harness records a skip."""
+__all__ = ["STATNN_STATS", "SkipLearner", "features_for", "load_spectral", "spectral_features", "statnn_features",
+           "statnn_vector"]
 
 
 def statnn_vector(params: dict[str, Any]) -> np.ndarray:
@@ -50,20 +50,31 @@ def statnn_features(samples: Sequence[dict[str, Any]]) -> tuple[np.ndarray, list
     return np.stack([statnn_vector(s) for s in samples]), cols
 
 
-def load_spectral(zoo_dir: str | Path) -> Any:
-    """The zoo's ``spectral`` rows as a pandas frame; :class:`SkipLearner` if the table does not exist."""
+def load_spectral(source: str | Path | Sequence[str | Path] | None) -> Any:
+    """The zoo's ``spectral`` rows as a pandas frame; :class:`SkipLearner` if the table does not exist.
+
+    ``source``: the spectral Parquet files (as the workflow passes them), or a zoo folder
+    (its current spec's files).
+    """
     import pandas as pd
 
-    files = sorted((Path(zoo_dir) / "spectral").glob("*.parquet"))
+    if source is None:
+        files = []
+    elif isinstance(source, (str, Path)):
+        from zoo.layout import current_table_files
+
+        files = current_table_files(source, "spectral") if (Path(source) / "spec.json").is_file() else []
+    else:
+        files = [Path(f) for f in source]
     if not files:
-        raise SkipLearner(f"{zoo_dir}/spectral: no spectral table; run the spectral stage first "
+        raise SkipLearner(f"{source or 'spectral'}: no spectral table; run the spectral stage first "
                           "(the spectral-* learners are skipped)")
     return pd.concat([read_table(f).to_pandas() for f in files], ignore_index=True)
 
 
 def spectral_features(meta: Any, spectral: Any) -> tuple[np.ndarray, list[str]]:
     """One row per sample of ``meta`` (model_id, epoch): every numeric spectral metric × layer (NaN if absent)."""
-    num = [c for c in spectral.columns if c not in _SPECTRAL_KEYS and np.issubdtype(spectral[c].dtype, np.number)]
+    num = [c for c in spectral.columns if c not in _SPECTRAL_KEYS and is_numeric(spectral[c])]
     if not num:
         raise SkipLearner("spectral table has no numeric metric columns; the spectral-* learners are skipped")
     wide = spectral.pivot_table(index=["model_id", "epoch"], columns="layer", values=num, aggfunc="first")

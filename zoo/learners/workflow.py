@@ -1,4 +1,4 @@
-"""What ``workflow/rules/learn.smk`` needs: target lists and per-job inputs/arguments (no heavy imports)."""
+"""What ``workflow/rules/learn.smk`` needs: target lists and per-job tables/arguments (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def learn_targets(data: str, learn: Mapping[str, Any], zoos: Iterable[str]) -> list[str]:
-    """Every ``results`` / ``predictions`` file the ``learn:`` config asks for."""
+def learn_outputs(layout: Any, learn: Mapping[str, Any], zoos: Iterable[str]) -> list[str]:
+    """Every ``results`` / ``predictions`` file the ``learn:`` config asks for one zoo (``layout``: a ZooLayout)."""
+    if not learn or layout.zoo not in learn.get("zoos", list(zoos)):
+        return []
     return [
-        f"{data}/learners/{z}/{t}/{lr}/{a}/{kind}.parquet"
-        for z in learn.get("zoos", list(zoos))
+        layout.learner_output(t, lr, a, kind)
         for t in learn.get("tasks", ["test_acc"])
         for lr in learn.get("learners", ["statnn-gbm"])
         for a in learn.get("augments", ["none"])
@@ -18,21 +19,23 @@ def learn_targets(data: str, learn: Mapping[str, Any], zoos: Iterable[str]) -> l
     ]
 
 
-def learn_inputs(zoo_dir: str, populations: Iterable[str], task: str, learner: str, learn: Mapping[str, Any],
-                 has_spectral: bool, has_phases: bool) -> list[str]:
-    """The zoo tables one learn job reads; spectral / phases only where a stage makes them."""
-    pops = list(populations)
-    files = [f"{zoo_dir}/{table}/{p}.parquet" for table in ("weights", "models", "metrics") for p in pops]
-    if learner.startswith("spectral") and has_spectral:
-        files += [f"{zoo_dir}/spectral/{p}.parquet" for p in pops]
-    if (task == "phase" or str(learn.get("split", "")).startswith("phase")) and has_phases:
-        files.append(f"{zoo_dir}/phases.parquet")
-    return files
+def learn_tables(task: str, learner: str, learn: Mapping[str, Any]) -> tuple[str, ...]:
+    """The zoo tables one learn job reads: weights, models, metrics; spectral and phases where used."""
+    tables = ["weights", "models", "metrics"]
+    if learner.startswith("spectral"):
+        tables.append("spectral")
+    if task == "phase" or str(learn.get("split", "")).startswith("phase"):
+        tables.append("phases")
+    return tuple(tables)
 
 
 def learn_args(learn: Mapping[str, Any]) -> str:
-    """``zoo learn`` options from the ``learn:`` config (seeds, split, epochs, max_epochs)."""
-    args = ["--seeds", *map(str, learn.get("seeds", [0])), "--split", str(learn.get("split", "model"))]
+    """``zoo learn`` options from the ``learn:`` config (protocol, split seed, learner seeds, split, epochs, max_epochs).
+
+    ``protocol`` (``nfn`` | ``pooled``) and ``split_seed`` default to the CLI's (``nfn``, 0).
+    """
+    args = ["--protocol", str(learn.get("protocol", "nfn")), "--split-seed", str(learn.get("split_seed", 0)),
+            "--seeds", *map(str, learn.get("seeds", [0])), "--split", str(learn.get("split", "model"))]
     if "epochs" in learn:
         args += ["--epochs", *map(str, learn["epochs"])]
     if "max_epochs" in learn:
