@@ -4,13 +4,19 @@ SHELL := /bin/bash
 VENV ?= .venv
 ACTIVATE := source $(VENV)/bin/activate
 CORES ?= 2
+# Extra pip options for the install, e.g. on a CPU-only machine without a local torch wheel:
+# PIP_ARGS="--index-url <PyTorch's CPU wheel index> --extra-index-url <your usual package index>"
+PIP_ARGS ?=
+PIP := $(VENV)/bin/pip install -q --disable-pip-version-check $(PIP_ARGS)
 
 .PHONY: install demo test test-data lint bench clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# Runtime and test pins in ONE pip call, so torch==2.13.0 is part of every resolution;
+# then the package itself, editable, without letting pip touch the pinned dependencies.
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	$(PIP) -r requirements.txt -r requirements-test.txt
+	$(PIP) --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,12 +25,16 @@ demo: install
 	$(ACTIVATE) && zoo validate config/config.yaml && time snakemake --cores $(CORES) && zoo summary
 
 # As root (CI), also install Debian's real Fashion-MNIST files so the loader is tested on
-# them; elsewhere that test skips with the reason. The SLURM tests install and start their
-# own single-node cluster (tests/cluster/start-slurm.sh) and skip where they cannot.
+# them, and Debian's Chromium so the report's screenshot checks run (tests/report/); elsewhere
+# those tests skip with the reason. The SLURM tests install and start their own single-node
+# cluster (tests/cluster/start-slurm.sh) and skip where they cannot.
 test-data:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
 	    >/tmp/zoo-apt-fashion.log 2>&1 || echo "note: dataset-fashion-mnist not installed; its test will skip"; fi
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    >/tmp/zoo-apt-chromium.log 2>&1 || echo "note: chromium not installed; the report screenshot tests will skip"; fi
 
 test: install test-data
 	$(ACTIVATE) && ruff check zoo tests benchmarks && snakemake --lint && pytest -q
