@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
+import shutil  # noqa: F401  (tests patch zoo.cli_info.shutil.copyfile: the same module zoo.export copies with)
 import sys
 from pathlib import Path
 from typing import Any
 
 from zoo.cli import command
 from zoo.errors import DataError
-
-EXPORT_FORMAT = "zoo-export-v1"
-MANIFEST = "manifest.json"
 
 
 def human_bytes(n: float) -> str:
@@ -35,8 +31,11 @@ def disk_bytes(path: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def _views(con) -> set[str]:
-    return {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+def _tables(con) -> set[str]:
+    """The catalog's data tables (``models``, ``metrics``, …; not the bookkeeping ``catalog_files``)."""
+    from zoo.catalog import table_names
+
+    return set(table_names(con))
 
 
 # ----------------------------------------------------------------------------------- info
@@ -48,9 +47,9 @@ def zoo_info(data_dir: str | Path = "data") -> dict[str, Any]:
     data_dir = Path(data_dir)
     con = open_catalog(data_dir)
     try:
-        views = _views(con)
-        if "models" not in views or "metrics" not in views:
-            raise DataError(f"{data_dir}/zoo.duckdb: no models/metrics views; train a zoo and rebuild the catalog (zoo catalog {data_dir})")
+        tables = _tables(con)
+        if "models" not in tables or "metrics" not in tables:
+            raise DataError(f"{data_dir}/zoo.duckdb: no models/metrics tables; train a zoo and rebuild the catalog (zoo catalog {data_dir})")
         rows = con.execute("""
             SELECT m.zoo, count(*) AS models, count(DISTINCT m.population) AS populations,
                    count(*) FILTER (WHERE m.diverged_epoch IS NOT NULL) AS diverged,
@@ -61,7 +60,7 @@ def zoo_info(data_dir: str | Path = "data") -> dict[str, Any]:
         epochs = dict(con.execute(
             "SELECT zoo, list(DISTINCT epoch ORDER BY epoch) FROM metrics GROUP BY zoo").fetchall())
         phases: dict[str, dict[str, int]] = {}
-        if "phases" in views:
+        if "phases" in tables:
             for zoo, phase, n in con.execute(
                     "SELECT zoo, CAST(phase AS VARCHAR), count(*) FROM phases GROUP BY ALL ORDER BY ALL").fetchall():
                 phases.setdefault(zoo, {})[phase] = n
@@ -73,7 +72,7 @@ def zoo_info(data_dir: str | Path = "data") -> dict[str, Any]:
                      "checkpoints": list(epochs.get(zoo, [])), "total_params": int(params or 0),
                      "mean_final_test_acc": acc, "phases": phases.get(zoo),
                      "disk_bytes": disk_bytes(data_dir / "zoos" / zoo) + disk_bytes(data_dir / "learners" / zoo)})
-    return {"data": str(data_dir), "tables": sorted(views), "zoos": zoos, "disk_bytes": disk_bytes(data_dir)}
+    return {"data": str(data_dir), "tables": sorted(tables), "zoos": zoos, "disk_bytes": disk_bytes(data_dir)}
 
 
 def _data_arg(p: argparse.ArgumentParser) -> None:
@@ -135,6 +134,8 @@ def model_info(model_id: str, data_dir: str | Path = "data") -> dict[str, Any]:
     data_dir = Path(data_dir)
     con = open_catalog(data_dir)
     try:
+        if not {"models", "metrics"} <= _tables(con):
+            raise DataError(f"{data_dir}/zoo.duckdb: no models/metrics tables; train a zoo and rebuild the catalog (zoo catalog {data_dir})")
         mid = resolve_model_id(con, model_id, f"{data_dir}/zoo.duckdb")
         cur = con.execute("SELECT * FROM models WHERE model_id = ? ORDER BY zoo", [mid])
         cols = [d[0] for d in cur.description]
@@ -145,10 +146,11 @@ def model_info(model_id: str, data_dir: str | Path = "data") -> dict[str, Any]:
         mcols = [d[0] for d in cur.description]
         metrics = [dict(zip(mcols, r)) for r in cur.fetchall()]
         others = {}
-        for view in sorted(_views(con) - {"models", "metrics"}):
-            has_id = con.execute("SELECT count(*) FROM (DESCRIBE SELECT * FROM " + view + ") WHERE column_name = 'model_id'").fetchone()[0]
+        for table in sorted(_tables(con) - {"models", "metrics"}):
+            has_id = con.execute("SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+                                 "AND table_name = ? AND column_name = 'model_id'", [table]).fetchone()[0]
             if has_id:
-                others[view] = con.execute(f"SELECT count(*) FROM {view} WHERE model_id = ?", [mid]).fetchone()[0]
+                others[table] = con.execute(f'SELECT count(*) FROM "{table}" WHERE model_id = ?', [mid]).fetchone()[0]
         phase = None
         if "phases" in others and others["phases"]:
             pcur = con.execute("SELECT * FROM phases WHERE model_id = ? LIMIT 1", [mid])
@@ -158,7 +160,7 @@ def model_info(model_id: str, data_dir: str | Path = "data") -> dict[str, Any]:
     ckpt = checkpoint_path(rec["zoo"], rec["population"], data_dir)
     return {"model_id": mid, "zoos": [r["zoo"] for r in rows], "zoo": rec["zoo"], "population": rec["population"],
             "spec": json.loads(rec["spec_json"]), "n_params": rec["n_params"], "diverged_epoch": rec["diverged_epoch"],
-            "versions": {k: rec.get(k) for k in ("zoo_version", "torch_version", "python_version", "git_commit", "zoo_spec_hash")},
+            "versions": {k: rec.get(k) for k in ("zoo_version", "torch_version", "python_version", "git_commit", "population_hash")},
             "metrics": metrics, "checkpoint": str(ckpt),
             "checkpoint_epochs": checkpoint_epochs(ckpt) if ckpt.is_file() else [],
             "rows_in_other_tables": others, "phase": phase}
@@ -203,141 +205,30 @@ def _show(args: argparse.Namespace) -> None:
         print("rows in other tables: " + ", ".join(f"{k} {v}" for k, v in info["rows_in_other_tables"].items()))
     v = info["versions"]
     print(f"made by zoo {v['zoo_version']}, torch {v['torch_version']}, python {v['python_version']}, "
-          f"commit {(v['git_commit'] or '?')[:10]}, zoo spec {v['zoo_spec_hash']}")
+          f"commit {(v['git_commit'] or '?')[:10]}, population {v['population_hash']}")
 
 
 # ----------------------------------------------------------------------------------- export
-
-def export_files(zoo: str, data_dir: str | Path = "data", checkpoints: bool = True) -> list[tuple[Path, str]]:
-    """``(source file, path inside the export)`` for a zoo: spec, its files of every catalog table
-    (:data:`zoo.catalog.TABLE_GLOBS`: models, metrics, weights, spectral, …, learner results), checkpoints.
-
-    Paths inside the export mirror the data folder (``zoos/<zoo>/…``, ``learners/<zoo>/…``),
-    so an unpacked export is itself a data folder: ``zoo catalog DIR`` makes it queryable.
-    """
-    data_dir = Path(data_dir)
-    zdir = data_dir / "zoos" / zoo
-    if not (zdir / "models").is_dir():
-        known = sorted(p.name for p in (data_dir / "zoos").glob("*") if (p / "models").is_dir())
-        raise DataError(f"{zdir}: no trained zoo {zoo!r}; known zoos: {', '.join(known) or 'none (run the workflow first)'}")
-    from zoo.catalog import TABLE_GLOBS
-
-    files = [zdir / "spec.json"] if (zdir / "spec.json").is_file() else []
-    # exactly the catalog's tables (not resume state or other scratch), zoo by zoo
-    for glob in TABLE_GLOBS.values():
-        top, _, rest = glob.partition("/*/")
-        files += sorted((data_dir / top / zoo).glob(rest))
-    if checkpoints:
-        files += sorted(zdir.glob("checkpoints/*.safetensors"))
-    files = sorted(set(files), key=lambda f: f.relative_to(data_dir).as_posix())
-    return [(f, f.relative_to(data_dir).as_posix()) for f in files if not f.name.startswith(".")]
-
-
-def _describe(path: Path) -> dict[str, Any]:
-    if path.suffix != ".parquet":
-        return {}
-    import pyarrow.parquet as pq
-
-    md = pq.read_metadata(path)
-    meta = md.metadata or {}
-    return {"table": meta.get(b"zoo.table", b"").decode() or None, "rows": md.num_rows}
-
-
-def build_manifest(zoo: str, entries: list[tuple[Path, str]]) -> dict[str, Any]:
-    """The export's manifest: per file (path inside the export) its size in bytes, SHA-256, and
-    for Parquet its table name and row count. Same ``files`` layout as the workflow's
-    per-zoo manifests (:mod:`zoo.manifest`), so ``zoo verify DIR`` checks an unpacked export.
-    No timestamp: the same zoo gives the same manifest."""
-    import zoo as zoo_pkg
-    from zoo.hashing import file_sha256
-
-    files = {arc: {"bytes": src.stat().st_size, "sha256": file_sha256(src), **_describe(src)} for src, arc in entries}
-    spec_hash = None
-    spec = next((src for src, arc in entries if arc.endswith("/spec.json")), None)
-    if spec is not None:
-        spec_hash = json.loads(spec.read_text()).get("spec_hash")
-    return {"format": EXPORT_FORMAT, "zoo": zoo, "spec_hash": spec_hash, "zoo_version": zoo_pkg.__version__,
-            "how_to_use": "an unpacked export is a data folder: `zoo verify DIR` checks it, `zoo catalog DIR` "
-                          "indexes it, then `zoo info --data DIR`, zoo.open(DIR), zoo.load_model(id, epoch, data_dir=DIR)",
-            "files": files}
-
-
-def export_zoo(zoo: str, out: str | Path, data_dir: str | Path = "data", checkpoints: bool = True,
-               force: bool = False) -> dict[str, Any]:
-    """Write a zoo's spec, Parquet tables and checkpoints plus ``manifest.json`` to a folder or ``.tar.gz``.
-
-    Atomic: the folder is assembled under a temporary name and renamed into place; the
-    tarball is written to a temporary file. The tarball is reproducible (sorted members,
-    zero timestamps and owners), so the same zoo exports to byte-identical files.
-    Returns the manifest.
-    """
-    out = Path(out)
-    if out.exists() and not force:
-        raise DataError(f"{out}: already exists; remove it, pass --force, or choose another --out")
-    entries = export_files(zoo, data_dir, checkpoints)
-    manifest = build_manifest(zoo, entries)
-    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    if out.name.endswith((".tar.gz", ".tgz")):
-        _write_tarball(out, zoo, entries, manifest_bytes)
-    else:
-        _write_folder(out, entries, manifest_bytes, force)
-    return manifest
-
-
-def _write_tarball(out: Path, zoo: str, entries: list[tuple[Path, str]], manifest_bytes: bytes) -> None:
-    import gzip
-    import io
-    import tarfile
-
-    from zoo.store import atomic_path
-
-    def info(name: str, size: int) -> tarfile.TarInfo:
-        ti = tarfile.TarInfo(f"{zoo}/{name}")
-        ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = size, 0, 0o644, 0, 0, "", ""
-        return ti
-
-    with atomic_path(out) as tmp, tmp.open("wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.addfile(info(MANIFEST, len(manifest_bytes)), io.BytesIO(manifest_bytes))
-        for src, arc in entries:
-            with src.open("rb") as fh:
-                tar.addfile(info(arc, src.stat().st_size), fh)
-
-
-def _write_folder(out: Path, entries: list[tuple[Path, str]], manifest_bytes: bytes, force: bool) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        for src, arc in entries:
-            (tmp / arc).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, tmp / arc)
-        (tmp / MANIFEST).write_bytes(manifest_bytes)
-        if out.exists() and force:
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+# The export itself lives in zoo.export (folder / tarball / Hugging Face dataset with its card).
+from zoo.export import EXPORT_FORMAT, FORMATS, MANIFEST, build_manifest, export_files, export_zoo  # noqa: E402,F401
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("zoo", help="zoo name (see `zoo info`)")
     p.add_argument("--out", required=True, help="a new folder, or a FILE.tar.gz")
     _data_arg(p)
+    p.add_argument("--format", choices=FORMATS, default="zoo",
+                   help="zoo: tables, checkpoints, spec, manifest (a data folder); hf: the same plus a Hugging Face "
+                        "dataset card (README.md) and config/<zoo>.yaml, so datasets.load_dataset(DIR, TABLE) loads it")
     p.add_argument("--no-checkpoints", action="store_true", help="leave out the checkpoints (tables only)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
-@command("export", "write a zoo's Parquet tables, checkpoints and spec with a SHA-256 manifest to a folder or .tar.gz",
-         _export_args)
+@command("export", "write a zoo's Parquet tables, checkpoints and spec with a SHA-256 manifest to a folder or .tar.gz "
+         "(--format hf: as a Hugging Face dataset with its card)", _export_args)
 def _export(args: argparse.Namespace) -> None:
-    manifest = export_zoo(args.zoo, args.out, args.data, checkpoints=not args.no_checkpoints, force=args.force)
+    manifest = export_zoo(args.zoo, args.out, args.data, checkpoints=not args.no_checkpoints, force=args.force,
+                          format=args.format)
     total = sum(f["bytes"] for f in manifest["files"].values())
     print(f"exported {args.zoo}: {len(manifest['files'])} files, {human_bytes(total)} → {args.out}")
 
@@ -347,7 +238,12 @@ def _export(args: argparse.Namespace) -> None:
 def _plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind", choices=["curves", "grid", "provenance"],
                    help="curves: learning curves (PNG); grid: final accuracy heatmap (PNG); provenance: HTML page")
-    p.add_argument("zoo_dir", help="the zoo's folder, data/zoos/<zoo>")
+    p.add_argument("zoo_dir", nargs="?", default=None,
+                   help="the zoo's folder, data/zoos/<zoo> (its current spec's tables); or pass the files:")
+    p.add_argument("--models", nargs="+", default=None, help="models Parquet files (instead of ZOO_DIR)")
+    p.add_argument("--metrics", nargs="+", default=None, help="metrics Parquet files (instead of ZOO_DIR)")
+    p.add_argument("--spec", default=None, help="provenance: the zoo's spec.json (with --models/--metrics)")
+    p.add_argument("--benchmarks", nargs="*", default=[], help="provenance: train benchmark TSVs (optional)")
     p.add_argument("--out", required=True, help="file to write (.png, or .html for provenance)")
     p.add_argument("--n-models", type=int, default=12, help="curves: how many models to draw (default 12)")
     p.add_argument("--metric", default="test_acc", help="grid: metrics column to show (default test_acc)")
@@ -357,12 +253,17 @@ def _plot_args(p: argparse.ArgumentParser) -> None:
 def _plot(args: argparse.Namespace) -> None:
     from zoo import plots
 
+    if (args.zoo_dir is None) == (args.models is None or args.metrics is None):
+        raise DataError("zoo plot: give either ZOO_DIR or both --models and --metrics")
+    source = args.zoo_dir if args.zoo_dir is not None else {
+        "models": args.models, "metrics": args.metrics, "spec": [args.spec] if args.spec else [],
+        "benchmarks": args.benchmarks}
     if args.kind == "curves":
-        plots.learning_curves(args.zoo_dir, args.out, args.n_models)
+        plots.learning_curves(source, args.out, args.n_models)
     elif args.kind == "grid":
-        plots.grid_heatmap(args.zoo_dir, args.out, args.metric)
+        plots.grid_heatmap(source, args.out, args.metric)
     else:
-        plots.provenance_html(args.zoo_dir, args.out)
+        plots.provenance_html(source, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoo.enums import OTHER_PHASE_LABELS as OTHER_LABELS
+from zoo.enums import PHASES
 from zoo.errors import SpecError
 
-PHASES = ("I", "II", "III", "IV-A", "IV-B")
-OTHER_LABELS = ("collapsed", "diverged", "unlabelled")
 LOAD_AXES = ("width", "channels", "depth", "train_fraction")
 TEMPERATURE_AXES = ("lr", "batch_size", "momentum", "weight_decay")
 
@@ -169,26 +169,48 @@ def _mode(s: pd.Series) -> str:
     return str(counts.index[0]) if len(counts) else "unlabelled"
 
 
+#: Labels drawn in white on their phase colour (dark backgrounds).
+_DARK_PHASES = ("I", "III", "IV-B", "diverged")
+
+
+def _cell_text(ax: Any, values: np.ndarray, fmt: str, cmap: Any, norm: Any) -> None:
+    """Write each finite cell's value into a heatmap, black or white by the cell colour's luminance."""
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            r, g, b, _ = cmap(norm(v))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+            text = format(v, fmt)
+            text = text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
+            ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black")
+
+
 def plot_phase_diagram(df: pd.DataFrame, x: str, y: str, facets: list[str], path: str, title: str) -> None:
     """Heatmaps over (x, y) of test acc, train loss, log trace, mc, CKA and the phase (seed median /
-    majority); one row per combination of the facet axes. Written atomically as PNG."""
+    majority), each cell labelled with its value. One block of 2 × 3 panels per combination of
+    the facet axes, stacked, so the figure stays legible at a browser's width (~1,300 px wide
+    at 110 dpi, 9–10 pt text). Written atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.patches import Patch
 
     from zoo.store import atomic_path
 
     groups = list(df.groupby(facets, sort=True)) if facets else [((), df)]
-    fig, axes = plt.subplots(len(groups), len(PANELS), figsize=(3.1 * len(PANELS), 2.7 * len(groups) + 0.6), squeeze=False)
     xs, ys = sorted(df[x].unique()), sorted(df[y].unique())
     names = list(PHASE_COLOURS)
-    for r, (key, g) in enumerate(groups):
+    panel_w, panel_h = 1.15 + 0.55 * len(xs), 1.3 + 0.5 * len(ys)
+    fig = plt.figure(figsize=(3 * panel_w + 0.6, len(groups) * (2 * panel_h + 0.5) + 1.2), layout="constrained")
+    blocks = fig.subfigures(len(groups), 1, squeeze=False)[:, 0]
+    formats = {"test_acc": ".2f", "train_loss": ".1f", "log10_hessian_trace": ".1f", "mc": ".2f", "cka_mean": ".2f"}
+    for block, (key, g) in zip(blocks, groups):
         key = key if isinstance(key, tuple) else (key,)
-        for c, (col, label, cmap) in enumerate(PANELS):
-            ax = axes[r, c]
+        axes = block.subplots(2, 3).ravel()
+        if facets:
+            block.suptitle(", ".join(f"{f} = {_tick(v)}" for f, v in zip(facets, key)), fontsize=12, fontweight="bold")
+        for ax, (col, label, cmap_name) in zip(axes, PANELS):
             if col == "phase":
                 cell = g.groupby([y, x])[col].agg(_mode).unstack().reindex(index=ys, columns=xs)
                 img = cell.map(lambda v: names.index(v) if isinstance(v, str) else np.nan).to_numpy(float)
@@ -196,26 +218,57 @@ def plot_phase_diagram(df: pd.DataFrame, x: str, y: str, facets: list[str], path
                           vmin=-0.5, vmax=len(names) - 0.5)
                 for (i, j), v in np.ndenumerate(cell.to_numpy()):
                     if isinstance(v, str):
-                        ax.text(j, i, v, ha="center", va="center", fontsize=6,
-                                color="white" if v in ("I", "IV-B", "diverged", "III") else "black")
+                        ax.text(j, i, v, ha="center", va="center", fontsize=9 if len(v) <= 4 else 7.5,
+                                color="white" if v in _DARK_PHASES else "black")
             else:
                 vals = g[col].astype(float)
                 if col == "train_loss":
                     vals = np.log10(vals.clip(lower=1e-6))
-                cell = vals.groupby([g[y], g[x]]).median().unstack().reindex(index=ys, columns=xs)
-                im = ax.imshow(cell.to_numpy(float), origin="lower", aspect="auto", cmap=cmap,
-                               **({"vmin": -0.25, "vmax": 0.25} if col == "mc" else {}))
-                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-            ax.set_xticks(range(len(xs)), [_tick(v) for v in xs], rotation=90, fontsize=6)
-            ax.set_yticks(range(len(ys)), [_tick(v) for v in ys], fontsize=6)
-            ax.set_xlabel(x, fontsize=7)
-            if c == 0:
-                ax.set_ylabel(y + ("\n" + ", ".join(f"{f}={_tick(v)}" for f, v in zip(facets, key)) if facets else ""), fontsize=7)
-            ax.set_title(label, fontsize=8)
-    fig.legend(handles=[Patch(color=v, label=k) for k, v in PHASE_COLOURS.items()], loc="lower center",
-               ncol=len(PHASE_COLOURS), fontsize=7, frameon=False)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+                cell = vals.groupby([g[y], g[x]]).median().unstack().reindex(index=ys, columns=xs).to_numpy(float)
+                cmap = plt.get_cmap(cmap_name)
+                finite = cell[np.isfinite(cell)]
+                lo, hi = (-0.25, 0.25) if col == "mc" else ((finite.min(), finite.max()) if finite.size else (0, 1))
+                norm = Normalize(lo, hi if hi > lo else lo + 1e-9)
+                im = ax.imshow(cell, origin="lower", aspect="auto", cmap=cmap, norm=norm)
+                _cell_text(ax, cell, formats[col], cmap, norm)
+                block.colorbar(im, ax=ax, fraction=0.05, pad=0.03).ax.tick_params(labelsize=9)
+            ax.set_xticks(range(len(xs)), [_tick(v) for v in xs], fontsize=9)
+            ax.set_yticks(range(len(ys)), [_tick(v) for v in ys], fontsize=9)
+            ax.set_xlabel(x, fontsize=10)
+            ax.set_ylabel(y, fontsize=10)
+            ax.set_title(label, fontsize=11)
+    fig.legend(handles=[Patch(fc=v, label=k, ec="#999999") for k, v in PHASE_COLOURS.items()], loc="outside upper center",
+               ncol=len(PHASE_COLOURS), fontsize=10, frameon=False, title=title, title_fontsize=13)
+    import textwrap
+
+    caption = (f"Heatmaps over {y} (rows) × {x} (columns): median over seeds of each metric at the last checkpoint, "
+               "the phase label by majority; each cell carries its value, white = no value (every seed diverged, or "
+               "no peer seed for mc / CKA). mc < 0: a loss barrier between seeds. Thresholds: phases.parquet "
+               "(thr_* columns), docs/phases.md.")
+    fig.supxlabel(textwrap.fill(caption, int(fig.get_figwidth() * 72 / (0.52 * 9))), fontsize=9, color="#333333")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_skipped_diagram(df: pd.DataFrame, path: str, title: str, note: str) -> None:
+    """The figure of a zoo that has no phase diagram: the note why, and the phase counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from zoo.store import atomic_path
+
+    counts = phase_counts(df)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    shown = [(k, int(v)) for k, v in counts.items() if v]
+    ax.barh([k for k, _ in shown], [v for _, v in shown], color=[PHASE_COLOURS.get(k, "#999999") for k, _ in shown],
+            edgecolor="black")
+    ax.set_xlabel("models", fontsize=10)
+    ax.tick_params(labelsize=10)
+    ax.set_title(f"{title}\n{note}", fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,40 @@ NOT_AXES = ("seed", "dataset", "arch", "epochs", "optimizer")
 MAX_FACETS = 6
 
 
-def read_zoo(zoo_dir: str | Path, table: str) -> Any:
-    """All ``<zoo_dir>/<table>/*.parquet`` files of one table, concatenated, as a pandas DataFrame."""
+#: Where a figure's tables come from: a zoo folder (its current spec's files, from
+#: ``spec.json``), or the explicit files per table that a workflow rule passes
+#: (``{"models": [...], "metrics": [...], "spec": [...], "benchmarks": [...]}``).
+Source = str | Path | Mapping[str, Sequence[str | Path]]
+
+
+def table_files(source: Source, table: str) -> list[Path]:
+    """The files of ``table`` that ``source`` names (never a glob: stale files stay unseen)."""
+    if isinstance(source, Mapping):
+        return [Path(f) for f in source.get(table, [])]
+    from zoo.layout import current_table_files
+
+    return current_table_files(source, table)
+
+
+def read_zoo(source: Source, table: str) -> Any:
+    """The ``table`` files of ``source``, concatenated, as a pandas DataFrame."""
     import pyarrow as pa
 
-    files = sorted(Path(zoo_dir).glob(f"{table}/*.parquet"))
+    files = table_files(source, table)
     if not files:
-        raise DataError(f"{zoo_dir}/{table}/: no Parquet files; run the workflow (snakemake) to train the zoo first")
+        where = f"{source}/{table}/" if not isinstance(source, Mapping) else f"--{table}"
+        raise DataError(f"{where}: no Parquet files; run the workflow (snakemake) to train the zoo first")
     return pa.concat_tables([read_table(f, table) for f in files], promote_options="default").to_pandas()
 
 
-def zoo_name(zoo_dir: str | Path) -> str:
-    """The zoo's name (its folder name)."""
-    return Path(zoo_dir).resolve().name
+def zoo_name(source: Source, models: Any = None) -> str:
+    """The zoo's name: its folder name, or the ``zoo`` column of its models."""
+    if not isinstance(source, Mapping):
+        return Path(source).resolve().name
+    if models is None:
+        files = table_files(source, "models")
+        models = read_table(files[0], "models").select(["zoo"]).to_pandas() if files else None
+    return str(models["zoo"].iloc[0]) if models is not None and len(models) else "zoo"
 
 
 def grid_axes(models: Any) -> list[str]:
@@ -64,11 +85,19 @@ def _fmt(v: Any) -> str:
 
 
 def _save(fig: Any, out: str | Path) -> None:
+    """Write ``fig`` to ``out`` as PNG atomically, then close it (also when the write fails).
+
+    No ``Software`` tag, so equal figures are equal bytes. A full or read-only disk raises
+    a one-line :class:`DataError` (from :func:`zoo.atomic.atomic_path`); the previous
+    figure is kept and no temporary is left.
+    """
     import matplotlib.pyplot as plt
 
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        plt.close(fig)
 
 
 def _pyplot():
@@ -90,41 +119,135 @@ def sample_models(models: Any, n: int, axes: Sequence[str]) -> list[str]:
     return [ordered[i] for i in idx]
 
 
-def learning_curves(zoo_dir: str | Path, out: str | Path, n_models: int = 12) -> list[str]:
+#: Colours of a categorical axis (matplotlib's tab10: distinguishable, colour-blind safer than viridis steps).
+CATEGORICAL = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf")
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+#: An axis with at most this many values is drawn on a categorical colour scale (legend, not colour bar).
+MAX_CATEGORIES = len(CATEGORICAL)
+
+
+def is_categorical(values: Any) -> bool:
+    """Whether an axis' values belong on a categorical colour scale: text, or few distinct numbers.
+
+    A two-valued ``batch_size`` (16, 128) is two categories, not a range from 16 to 128.
+    """
+    vals = np.asarray(values)
+    if not np.issubdtype(vals.dtype, np.number):
+        return True
+    return len(np.unique(vals[~np.isnan(vals.astype(float))])) <= MAX_CATEGORIES
+
+
+def colour_by(ax: Any, x: Any, y: Any, values: Any, axis: str, **scatter: Any) -> None:
+    """Scatter ``x`` vs ``y`` coloured by a grid axis: a categorical palette with a legend when
+    :func:`is_categorical`, else a continuous colour bar (log10 for ranges wider than 20×)."""
+    vals = np.asarray(values)
+    if is_categorical(vals):
+        cats = sorted(set(vals.tolist()), key=lambda v: (isinstance(v, str), v))
+        for k, cat in enumerate(cats):
+            sel = vals == cat
+            ax.scatter(np.asarray(x)[sel], np.asarray(y)[sel], color=CATEGORICAL[k % len(CATEGORICAL)],
+                       label=f"{axis}={_fmt(cat)}", **scatter)
+        ax.legend(fontsize=8, frameon=False, title=axis, title_fontsize=8)
+        return
+    v = vals.astype(float)
+    log = v.min() > 0 and v.max() / v.min() > 20
+    sc = ax.scatter(x, y, c=np.log10(v) if log else v, cmap="viridis", **scatter)
+    ax.figure.colorbar(sc, ax=ax, label=f"log10 {axis}" if log else axis)
+
+
+def add_caption(fig: Any, text: str, width_in: float | None = None, fontsize: float = 9) -> None:
+    """Print a figure's caption under it, wrapped to the figure's width, so the report shows it
+    next to the figure (Snakemake's report keeps the .rst caption behind an icon)."""
+    import textwrap
+
+    width_in = width_in or fig.get_figwidth()
+    chars = max(40, int(width_in * 72 / (0.52 * fontsize)))
+    # below everything drawn so far (tick labels and axis labels may reach below the figure's edge)
+    bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+    fig.text(0.01, min(0.0, bottom) - 0.01, textwrap.fill(" ".join(text.split()), chars), ha="left", va="top",
+             fontsize=fontsize, color="#333333")
+
+
+def _style_maps(models: Any, axes: Sequence[str]) -> dict[str, dict[Any, Any]]:
+    """Colour per value of the 2nd grid axis, line style per value of the 3rd (over the whole zoo)."""
+    maps: dict[str, dict[Any, Any]] = {}
+    for axis, styles in zip(axes[1:3], (CATEGORICAL, LINESTYLES)):
+        values = sorted(models[axis].dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v))
+        maps[axis] = {v: styles[k % len(styles)] for k, v in enumerate(values)}
+    return maps
+
+
+def learning_curves(zoo_dir: Source, out: str | Path, n_models: int = 12) -> list[str]:
     """Train loss and test accuracy over epochs of ``n_models`` models spread over the grid.
 
-    Loss is mean cross-entropy (nats), accuracy a fraction; a cross marks the epoch at
-    which a model diverged. Returns the model ids drawn.
+    Small multiples, so every line can be told apart: one column per value of the first grid
+    axis (e.g. width), colour = the second axis (e.g. lr; a categorical palette), line style =
+    the third (e.g. batch size), marker = the seed. Loss is mean cross-entropy (nats),
+    accuracy a fraction; a red cross marks the epoch at which a model diverged. Returns the
+    model ids drawn.
     """
     plt = _pyplot()
     models, metrics = read_zoo(zoo_dir, "models"), read_zoo(zoo_dir, "metrics")
     axes = grid_axes(models)
     chosen = sample_models(models, n_models, axes)
     info = models.set_index("model_id")
-    cmap = plt.get_cmap("viridis")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for k, mid in enumerate(chosen):
-        m = metrics[metrics["model_id"] == mid].sort_values("epoch")
-        label = " ".join(f"{a}={_fmt(info.at[mid, a])}" for a in axes) + f" s={info.at[mid, 'seed']}"
-        color = cmap(k / max(len(chosen) - 1, 1))
-        loss = m["train_loss"].where(np.isfinite(m["train_loss"]))
-        ax_loss.plot(m["epoch"], loss, marker="o", ms=3, color=color, label=label)
-        ax_acc.plot(m["epoch"], m["test_acc"], marker="o", ms=3, color=color)
-        div = info.at[mid, "diverged_epoch"]
-        if div is not None and not (isinstance(div, float) and np.isnan(div)):
-            ax_acc.plot([div], [m["test_acc"].iloc[-1]], marker="x", ms=9, color="crimson")
-    ax_loss.set(xlabel="epoch", ylabel="train loss (cross-entropy, nats)", yscale="log", title="training loss")
-    ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1), title="test accuracy (× = diverged)")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-    fig.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
-    fig.suptitle(f"{zoo_name(zoo_dir)}: learning curves of {len(chosen)} of {len(models)} models")
-    fig.tight_layout()
+    facet = axes[0] if axes and models[axes[0]].nunique() <= MAX_FACETS else None
+    columns = sorted({info.at[m, facet] for m in chosen}) if facet else [None]
+    styles = _style_maps(models, axes)
+    colour_axis, style_axis = (axes[1:2] or [None])[0], (axes[2:3] or [None])[0]
+    seeds = sorted(models["seed"].unique().tolist())
+    fig, grid = plt.subplots(2, len(columns), figsize=(2.9 * len(columns) + 0.9, 6.6), squeeze=False,
+                             sharex=True, sharey="row")
+    for j, value in enumerate(columns):
+        ax_loss, ax_acc = grid[0][j], grid[1][j]
+        for mid in (m for m in chosen if facet is None or info.at[m, facet] == value):
+            m = metrics[metrics["model_id"] == mid].sort_values("epoch")
+            style = {"color": styles[colour_axis][info.at[mid, colour_axis]] if colour_axis else CATEGORICAL[0],
+                     "linestyle": styles[style_axis][info.at[mid, style_axis]] if style_axis else "-",
+                     "marker": MARKERS[seeds.index(info.at[mid, "seed"]) % len(MARKERS)], "ms": 4, "lw": 1.6}
+            loss = m["train_loss"].where(np.isfinite(m["train_loss"]))
+            ax_loss.plot(m["epoch"], loss, **style)
+            ax_acc.plot(m["epoch"], m["test_acc"], **style)
+            div = info.at[mid, "diverged_epoch"]
+            if div is not None and not (isinstance(div, float) and np.isnan(div)):
+                ax_acc.plot([div], [m["test_acc"].iloc[-1]], marker="x", ms=10, mew=2, color="crimson", ls="none")
+        ax_loss.set_title(f"{facet} = {_fmt(value)}" if facet else "all models", fontsize=11)
+        ax_loss.set_yscale("log")
+        ax_acc.set(xlabel="epoch", ylim=(0, 1))
+        for ax in (ax_loss, ax_acc):
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=9)
+    grid[0][0].set_ylabel("train loss (cross-entropy, nats)")
+    grid[1][0].set_ylabel("test accuracy")
+    handles, labels = [], []
+    from matplotlib.lines import Line2D
+
+    for axis, kind in ((colour_axis, "color"), (style_axis, "linestyle")):
+        for v, s in (styles.get(axis) or {}).items():
+            handles.append(Line2D([], [], lw=2, **({"color": s} if kind == "color" else {"color": "#444444", "linestyle": s})))
+            labels.append(f"{axis} = {_fmt(v)}")
+    for k, seed in enumerate(seeds[:len(MARKERS)]):
+        handles.append(Line2D([], [], color="#444444", marker=MARKERS[k], ls="none"))
+        labels.append(f"seed {seed}")
+    handles.append(Line2D([], [], color="crimson", marker="x", mew=2, ls="none"))
+    labels.append("diverged")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    per_row = max(4, int(fig.get_figwidth() * 72 / 95))  # legend entries that fit one row (~95 pt each)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.93), ncol=min(len(labels), per_row),
+               fontsize=9, frameon=False)
+    fig.suptitle(f"{zoo_name(zoo_dir, models)}: learning curves of {len(chosen)} of {len(models)} models",
+                 y=0.93 + 0.035 * (-(-len(labels) // per_row) + 1), fontsize=12)
+    add_caption(fig, f"Each column holds the sampled models of one {facet or 'zoo'} value; colour = "
+                f"{colour_axis or '—'}, line style = {style_axis or '—'}, marker = seed. Top: training "
+                "cross-entropy (log scale); bottom: test accuracy at each checkpoint. A red × marks the epoch in "
+                "which a model diverged; its weights stay frozen from then on.")
     _save(fig, out)
     return chosen
 
 
-def grid_matrices(zoo_dir: str | Path, metric: str = "test_acc") -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+def grid_matrices(zoo_dir: Source, metric: str = "test_acc") -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """Mean final ``metric`` over seeds on the two main grid axes, one matrix per facet.
 
     Facets are the values of the further varying axes (at most ``MAX_FACETS`` panels;
@@ -152,7 +275,7 @@ def grid_matrices(zoo_dir: str | Path, metric: str = "test_acc") -> tuple[list[s
     return axes[:2], values, diverged
 
 
-def grid_heatmap(zoo_dir: str | Path, out: str | Path, metric: str = "test_acc") -> dict[str, Any]:
+def grid_heatmap(zoo_dir: Source, out: str | Path, metric: str = "test_acc") -> dict[str, Any]:
     """Heatmap of the mean final ``metric`` over the two main grid axes; returns the matrices drawn.
 
     A dagger marks cells where at least one seed diverged.
@@ -183,14 +306,20 @@ def grid_heatmap(zoo_dir: str | Path, out: str | Path, metric: str = "test_acc")
                         color="white" if (arr[i, j] - vmin) < 0.55 * (vmax - vmin) else "black")
     fig.colorbar(im, ax=axs[0].tolist(), label=f"final {metric} (mean over seeds)")
     fig.suptitle(f"{zoo_name(zoo_dir)}: final {metric} over {row} × {col}  († = a seed diverged)")
+    add_caption(fig, f"Each cell: the final {metric} (last checkpoint) of the models at that {row} × {col}, "
+                "mean over seeds" + ("; one panel per value of the further grid axes" if len(values) > 1 else "")
+                + ". † = at least one seed diverged (it counts with its last finite weights).",
+                width_in=fig.get_figwidth() + 1.0)
     _save(fig, out)
     return values
 
 
-def _benchmarks(zoo_dir: Path) -> dict[str, dict[str, float]]:
-    """Snakemake ``benchmark:`` records of the train rule, per population (s, max_rss MB)."""
+def _benchmarks(files: Sequence[str | Path]) -> dict[str, dict[str, float]]:
+    """Snakemake ``benchmark:`` records of the train rule, per population (s, max_rss MB); absent files skipped."""
     out = {}
-    for f in sorted(zoo_dir.glob("benchmarks/train/*.tsv")):
+    for f in map(Path, files):
+        if not f.is_file():
+            continue
         lines = f.read_text().strip().splitlines()
         if len(lines) >= 2:
             rec = dict(zip(lines[0].split("\t"), lines[1].split("\t")))
@@ -198,12 +327,19 @@ def _benchmarks(zoo_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def provenance(zoo_dir: str | Path) -> dict[str, Any]:
+def provenance(zoo_dir: Source) -> dict[str, Any]:
     """What produced this zoo: spec and its hash, package versions, git commit, per-population jobs."""
-    zoo_dir = Path(zoo_dir)
     models, metrics = read_zoo(zoo_dir, "models"), read_zoo(zoo_dir, "metrics")
-    spec = json.loads((zoo_dir / "spec.json").read_text()) if (zoo_dir / "spec.json").is_file() else {}
-    bench = _benchmarks(zoo_dir)
+    if isinstance(zoo_dir, Mapping):
+        spec_files, bench_files = list(zoo_dir.get("spec", [])), list(zoo_dir.get("benchmarks", []))
+    else:
+        from zoo.layout import zoo_dir_layout
+
+        lay = zoo_dir_layout(zoo_dir)
+        spec_files = [lay.spec]
+        bench_files = [lay.benchmark(f"train/{p}") for p in sorted(set(models["population"]))]
+    spec = json.loads(Path(spec_files[0]).read_text()) if spec_files and Path(spec_files[0]).is_file() else {}
+    bench = _benchmarks(bench_files)
     final = final_metrics(models, metrics)
     pops = []
     for pop, part in models.groupby("population", sort=True):
@@ -214,13 +350,13 @@ def provenance(zoo_dir: str | Path) -> dict[str, Any]:
                      "mean_final_test_acc": float(final.loc[final["population"] == pop, "test_acc"].mean()),
                      "train_s": wall, "job_s": b.get("s"), "max_rss_mb": b.get("max_rss")})
     versions = {c: sorted({str(v) for v in models[c].dropna()}) for c in
-                ("zoo_version", "torch_version", "python_version", "git_commit", "zoo_spec_hash") if c in models}
-    return {"zoo": zoo_name(zoo_dir), "spec": spec.get("spec", {}), "settings": spec.get("settings", {}),
+                ("zoo_version", "torch_version", "python_version", "git_commit") if c in models}
+    return {"zoo": zoo_name(zoo_dir, models), "spec": spec.get("spec", {}), "settings": spec.get("settings", {}),
             "spec_hash": spec.get("spec_hash"), "versions": versions, "populations": pops,
             "models": len(models), "diverged": int(models["diverged_epoch"].notna().sum())}
 
 
-def provenance_html(zoo_dir: str | Path, out: str | Path) -> dict[str, Any]:
+def provenance_html(zoo_dir: Source, out: str | Path) -> dict[str, Any]:
     """Write the provenance record as a small self-contained HTML page; return the record."""
     rec = provenance(zoo_dir)
     esc = html.escape
