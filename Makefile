@@ -37,10 +37,10 @@ test-data:
 	    >/tmp/zoo-apt-chromium.log 2>&1 || echo "note: chromium not installed; the report screenshot tests will skip"; fi
 
 test: install test-data
-	$(ACTIVATE) && ruff check zoo tests benchmarks && snakemake --lint && pytest -q
+	$(ACTIVATE) && ruff check zoo tests benchmarks && snakefmt --check . && snakemake --lint && pytest -q
 
 lint: install
-	$(ACTIVATE) && ruff check zoo tests benchmarks && snakemake --lint
+	$(ACTIVATE) && ruff check zoo tests benchmarks && snakefmt --check . && snakemake --lint
 
 # Speed and quality benchmarks; each measures its baseline in the same run (benchmarks/out/).
 bench: install

@@ -31,11 +31,13 @@ include: "workflow/rules/catalog.smk"
 
 onstart:
     # temporaries of killed writers (never those of a live process: concurrent runs stay safe)
-    shell("mkdir -p {DATA}/logs && zoo clean-tmp {DATA} >> {DATA}/logs/clean-tmp.log 2>&1 || true")
+    shell(
+        "mkdir -p {DATA}/logs && zoo clean-tmp {DATA} >> {DATA}/logs/clean-tmp.log 2>&1 || true"
+    )
 
 
 rule all:
+    default_target: True
     input:
         rules.catalog.output.db,
         FINAL_TARGETS,
-    default_target: True

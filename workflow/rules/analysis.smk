@@ -16,12 +16,12 @@ rule lmc_merging:
         L.log("lmc_merging/{population}"),
     benchmark:
         L.benchmark("lmc_merging/{population}")
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        ENV
     shell:
         "zoo lmc-merging {input.checkpoint} --population {input.population} --models {input.models} "
         "--lmc {output.lmc} --merging {output.merging} 2> {log}"
@@ -42,13 +42,13 @@ rule merging_figure:
         ),
     log:
         L.log("report/merging_figure"),
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
-    localrule: True
     shell:
         "zoo merging-figure --merging {input.merging} --lmc {input.lmc} --phases {input.phases} --out {output} 2> {log}"
 
@@ -67,13 +67,13 @@ rule spectral_condition_figure:
         ),
     log:
         L.log("report/spectral_condition_figure"),
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
-    localrule: True
     shell:
         "zoo spectral-condition-figure --spectral {input.spectral} --models {input.models} --out {output} 2> {log}"
 

@@ -10,9 +10,9 @@ rule catalog:
         db=f"{DATA}/zoo.duckdb",
     log:
         f"{DATA}/logs/catalog.log",
+    localrule: True
     conda:
         ENV
-    localrule: True
     shell:
         "zoo catalog --db {output.db} {input} 2> {log}"
 
@@ -24,13 +24,15 @@ rule manifest:
         lambda w: zoo_outputs(w.zoo),
     output:
         L.manifest,
-    params:
-        data=lambda w, output: os.path.dirname(os.path.dirname(os.path.dirname(output[0]))),
     log:
         L.log("manifest"),
+    localrule: True
     conda:
         ENV
-    localrule: True
+    params:
+        data=lambda w, output: os.path.dirname(
+            os.path.dirname(os.path.dirname(output[0]))
+        ),
     shell:
         "zoo prune --zoo {wildcards.zoo} --data {params.data} --keep {input} > {log} 2>&1 && "
         "zoo manifest --data {params.data} --out {output} {input} 2>> {log}"

@@ -14,7 +14,9 @@ from zoo.resources import population_memory_bytes
 try:
     # re-reads the config files with the strict loader (no aliases, no duplicate keys),
     # validates, counts models arithmetically, checks memory, then expands
-    ZOOS = load_workflow_config(config, workflow.configfiles, workflow.config_settings.config)
+    ZOOS = load_workflow_config(
+        config, workflow.configfiles, workflow.config_settings.config
+    )
 except ZooError as exc:
     sys.exit(f"zoo: error: {exc}")
 
@@ -53,7 +55,9 @@ def zoo_tables(*tables):
     """Input function: the given per-population tables of every population of ``wildcards.zoo``."""
 
     def files(wildcards):
-        return layout(wildcards.zoo).population_tables(populations(wildcards.zoo), tables)
+        return layout(wildcards.zoo).population_tables(
+            populations(wildcards.zoo), tables
+        )
 
     return files
 

@@ -6,7 +6,11 @@
 
 # Per zoo, its learner `results` files (none when the config runs no learners on it).
 LEARNER_RESULTS = {
-    z: [f for f in learn_outputs(layout(z), LEARN, list(ZOOS)) if os.path.basename(f) == "results.parquet"]
+    z: [
+        f
+        for f in learn_outputs(layout(z), LEARN, list(ZOOS))
+        if os.path.basename(f) == "results.parquet"
+    ]
     for z in ZOOS
 }
 
@@ -24,13 +28,13 @@ rule learner_figure:
         ),
     log:
         L.log("report/learner_figure"),
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
-    localrule: True
     shell:
         "zoo figure learners --results {input.results} --out {output} 2> {log}"
 
@@ -49,17 +53,17 @@ rule esd_figure:
             subcategory="spectral",
             labels={"figure": "ESD per layer"},
         ),
-    params:
-        n_models=3,
     log:
         L.log("report/esd_figure"),
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1500,
         runtime=10,
-    conda:
-        ENV
-    localrule: True
+    params:
+        n_models=3,
     shell:
         "zoo figure esd --checkpoints {input.checkpoints} --spectral {input.spectral} --metrics {input.metrics} "
         "--models {input.models} --n-models {params.n_models} --out {output} 2> {log}"

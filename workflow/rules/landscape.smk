@@ -13,12 +13,12 @@ rule landscape:
         L.log("landscape/{population}"),
     benchmark:
         L.benchmark("landscape/{population}")
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        ENV
     shell:
         "zoo landscape {input.checkpoint} --population {input.population} --models {input.models} --out {output} 2> {log}"
 
@@ -41,12 +41,12 @@ rule phases:
         ),
     log:
         L.log("phases"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1500,
         runtime=10,
-    conda:
-        ENV
     shell:
         "zoo phases {input.spec} --landscape {input.landscape} --metrics {input.metrics} --models {input.models} "
         "--out {output.table} --figure {output.figure} > {log} 2>&1"

@@ -20,20 +20,22 @@ rule learn:
     output:
         results=L.learner_output("{task}", "{learner}", "{augment}", "results"),
         predictions=L.learner_output("{task}", "{learner}", "{augment}", "predictions"),
-    params:
-        args=learn_args(LEARN),
-        spectral=lambda w, input: f"--spectral {input.spectral}" if input.spectral else "",
-        phases=lambda w, input: f"--phases {input.phases}" if input.phases else "",
     log:
         L.learner_log("{task}", "{learner}", "{augment}"),
     benchmark:
         L.learner_benchmark("{task}", "{learner}", "{augment}")
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        ENV
+    params:
+        args=learn_args(LEARN),
+        spectral=lambda w, input: (
+            f"--spectral {input.spectral}" if input.spectral else ""
+        ),
+        phases=lambda w, input: f"--phases {input.phases}" if input.phases else "",
     shell:
         "zoo learn --zoo {wildcards.zoo} --weights {input.weights} --models {input.models} --metrics {input.metrics} "
         "{params.spectral} {params.phases} --task {wildcards.task} --learner {wildcards.learner} "

@@ -15,17 +15,17 @@ rule learning_curves:
             subcategory="training",
             labels={"figure": "learning curves"},
         ),
-    params:
-        n_models=12,
     log:
         L.log("report/learning_curves"),
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
-    localrule: True
+    params:
+        n_models=12,
     shell:
         "zoo plot curves --models {input.models} --metrics {input.metrics} --n-models {params.n_models} "
         "--out {output} 2> {log}"
@@ -45,13 +45,13 @@ rule grid_accuracy:
         ),
     log:
         L.log("report/grid_accuracy"),
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
-    localrule: True
     shell:
         "zoo plot grid --models {input.models} --metrics {input.metrics} --metric test_acc --out {output} 2> {log}"
 
@@ -69,22 +69,27 @@ rule provenance:
             subcategory="provenance",
             labels={"figure": "provenance"},
         ),
-    params:
-        benchmarks=lambda w: [layout(w.zoo).benchmark(f"train/{p}") for p in populations(w.zoo)],
     log:
         L.log("report/provenance"),
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
-    localrule: True
+    params:
+        benchmarks=lambda w: [
+            layout(w.zoo).benchmark(f"train/{p}") for p in populations(w.zoo)
+        ],
     shell:
         "zoo plot provenance --spec {input.spec} --models {input.models} --metrics {input.metrics} "
         "--benchmarks {params.benchmarks} --out {output} 2> {log}"
 
 
 ZOO_OUTPUTS.append(
-    lambda zoo: [layout(zoo).figure(n) for n in ("learning_curves.png", "grid_test_acc.png", "provenance.html")]
+    lambda zoo: [
+        layout(zoo).figure(n)
+        for n in ("learning_curves.png", "grid_test_acc.png", "provenance.html")
+    ]
 )

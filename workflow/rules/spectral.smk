@@ -8,12 +8,12 @@ rule spectral:
         L.log("spectral/{population}"),
     benchmark:
         L.benchmark("spectral/{population}")
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        ENV
     shell:
         "zoo spectral {input} --out {output} 2> {log}"
 
@@ -34,12 +34,12 @@ rule spectral_figures:
         ),
     log:
         L.log("spectral_figures"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1500,
         runtime=10,
-    conda:
-        ENV
     shell:
         "zoo spectral-figures --spec {input.spec} --spectral {input.spectral} --metrics {input.metrics} "
         "--models {input.models} --out {output} 2> {log}"

@@ -6,18 +6,18 @@ rule train:
         checkpoint=L.checkpoint("{population}"),
         models=L.table("models", "{population}"),
         metrics=L.table("metrics", "{population}"),
-    params:
-        resume=L.resume_state("{population}"),
     log:
         L.log("train/{population}"),
     benchmark:
         L.benchmark("train/{population}")
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=population_mem_mb,
         runtime=60,
-    conda:
-        ENV
+    params:
+        resume=L.resume_state("{population}"),
     shell:
         "zoo train {input.population} --checkpoint {output.checkpoint} --models {output.models} "
         "--metrics {output.metrics} --resume {params.resume} 2> {log}"
