@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -151,6 +152,7 @@ def main() -> None:
     from zoo.landscape import LandscapeSettings, population_landscape
     from zoo.train import train_subset
 
+    load_before = os.getloadavg()
     zoo_dir = Path(args.zoo)
     zoo = read_spec(zoo_dir / "spec.json")
     settings = LandscapeSettings()
@@ -184,9 +186,11 @@ def main() -> None:
     n = sum(r["models"] for r in rows)
     tv, to = sum(r["vectorised_s"] for r in rows), sum(r["one_by_one_s"] for r in rows)
     cv, co = sum(r["vectorised_cpu_s"] for r in rows), sum(r["one_by_one_cpu_s"] for r in rows)
+    load_after = os.getloadavg()
     lines = [f"Landscape metrics on `{args.zoo}` (last checkpoint, {n} non-diverged models, 1 thread; "
              f"settings: {settings}). Wall and CPU (process) seconds per model; CPU time is the "
-             "robust figure on a shared machine.", "",
+             f"robust figure on a shared machine (load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
+             "after, 2 cores).", "",
              "| population | width | batch | models | vectorised s/model (CPU) | one-by-one s/model (CPU) | speed-up (CPU) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -43,6 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.hashing import derive_seed
+from zoo.manual_mlp import ManualMLP
+from zoo.manual_mlp import supports as has_manual_backward
 from zoo.models import forward_population
 
 Params = dict[str, Tensor]
@@ -240,6 +242,8 @@ def train_curve(spec: Mapping[str, Any], a: Params, b: Params, x_train: Tensor, 
     ``pools[q]``: indices of the training examples of pair ``q``; ``keys[q]``: its name
     (e.g. the two model ids), which seeds its batches and values of t.
     """
+    if has_manual_backward(spec) and settings.curve_steps > 0:
+        return _train_curve_manual(spec, a, b, x_train, y_train, pools, settings, keys)
     c = {k: (0.5 * (a[k] + b[k])).detach().clone().requires_grad_(True) for k in a}
     m = {k: torch.zeros_like(v) for k, v in c.items()}
     s = {k: torch.zeros_like(v) for k, v in c.items()}
@@ -261,6 +265,47 @@ def train_curve(spec: Mapping[str, Any], a: Params, b: Params, x_train: Tensor, 
                 s[k].mul_(b2).addcmul_(g, g, value=1 - b2)
                 v -= lr[k] * (m[k] / (1 - b1**step)) / ((s[k] / (1 - b2**step)).sqrt() + eps)
     return {k: v.detach() for k, v in c.items()}
+
+
+def _train_curve_manual(spec: Mapping[str, Any], a: Params, b: Params, x_train: Tensor, y_train: Tensor,
+                        pools: Sequence[np.ndarray], settings: LandscapeSettings, keys: Sequence[str] | None) -> Params:
+    """:func:`train_curve` for MLPs with the hand-written gradient (:mod:`zoo.manual_mlp`).
+
+    The same batches, values of t, Bezier points and Adam steps, on flat per-pair buffers:
+    dL/dθc = 2t(1−t)·∇θL(γ(t)), with ∇θL from :class:`ManualMLP` instead of autograd
+    (equal to float32 rounding; bit-identical whatever the other pairs).
+    """
+    from zoo.optim import FlatLayout
+    from zoo.train import _gather_rows
+
+    layout = FlatLayout.of(a)
+    Q = layout.P
+    A, B = layout.pack(a), layout.pack(b)
+    C = layout.pack({k: 0.5 * (a[k] + b[k]) for k in a})
+    M, S, theta, grad = (layout.empty(A.dtype) for _ in range(4))
+    rows = layout.rows
+    theta_views, grad_views = layout.views(theta), layout.views(grad)
+    step_fn = ManualMLP.of(spec, layout.shapes)
+    sep = (flat(a) - flat(b)).square().mean(1).sqrt()
+    lr = (settings.curve_lr * sep).view(Q, 1)
+    rngs = _pair_streams(settings, "curve", keys or [str(q) for q in range(len(pools))])
+    x_rows, gathered = x_train.reshape(len(x_train), -1).to(A.dtype), {}
+    n_rows = step_fn.padded(settings.curve_batch)
+    ones = torch.ones(Q, dtype=A.dtype)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for step in range(1, settings.curve_steps + 1):
+        idx = torch.from_numpy(np.stack([p[r.integers(0, len(p), settings.curve_batch)] for p, r in zip(pools, rngs)]))
+        t = torch.tensor([r.random() for r in rngs], dtype=torch.float64).to(A.dtype).view(Q, 1)
+        w_a, w_c, w_b = (1 - t) ** 2, 2 * t * (1 - t), t**2  # as bezier() computes them
+        torch.mul(rows(A), w_a, out=rows(theta)).addcmul_(rows(C), w_c).addcmul_(rows(B), w_b)
+        xb = _gather_rows(x_rows, idx, n_rows, gathered).view(Q, n_rows, *x_train.shape[1:])
+        step_fn.loss(theta_views, xb, y_train.index_select(0, idx.reshape(-1)).view(Q, -1))
+        step_fn.backward(ones, grad_views)
+        g = torch.nan_to_num_(rows(grad).mul_(w_c))
+        rows(M).mul_(b1).add_(g, alpha=1 - b1)
+        rows(S).mul_(b2).addcmul_(g, g, value=1 - b2)
+        rows(C).sub_(lr * (rows(M) / (1 - b1**step)) / ((rows(S) / (1 - b2**step)).sqrt() + eps))
+    return {k: v.clone() for k, v in layout.views(C).items()}
 
 
 def mode_connectivity(spec: Mapping[str, Any], a: Params, b: Params, x_train: Tensor, y_train: Tensor,

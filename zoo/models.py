@@ -264,12 +264,18 @@ class PopulationDropout:
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
 
     def __call__(self, h: Tensor, model_axis: int) -> Tensor:
-        per_model = h.shape[:model_axis] + h.shape[model_axis + 1:]
+        return h * self.multiplier(h.shape, model_axis, h.dtype)
+
+    def multiplier(self, shape: Sequence[int], model_axis: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The factor ``keep / (1 − rate)`` (0 or 1/(1 − rate)) for an activation of ``shape``;
+        draws the next mask of every model's stream (what :meth:`__call__` multiplies by)."""
+        shape = tuple(shape)
+        per_model = shape[:model_axis] + shape[model_axis + 1:]
         u = torch.stack([torch.rand(per_model, generator=g) for g in self.generators], dim=model_axis)
-        shape = [1] * h.dim()
-        shape[model_axis] = -1
-        rate = self.rates.view(shape)
-        return h * ((u >= rate).to(h.dtype) / (1 - rate))
+        view = [1] * len(shape)
+        view[model_axis] = -1
+        rate = self.rates.view(view)
+        return (u >= rate).to(dtype) / (1 - rate)
 
 
 class MLP(nn.Module):

@@ -21,7 +21,7 @@ fits each layer's ESD as follows (``weightwatcher.fit_powerlaw`` → ``WW_powerl
 
 ``sigma`` follows WeightWatcher too: ``(α - 1)/√n`` (for rule 4 its value from the candidate
 loop, which is ``-1/√N`` when the loop skipped candidate 0 — a WeightWatcher quirk kept so the
-numbers agree). The candidate search is one batched ``[B, K, K]`` computation in float64.
+numbers agree). The candidate search runs over a batch of spectra at once, one candidate at a time, in float64.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ SMALL_N_KS_BONUS = 0.868
 
 RULES = ("ww_standard", "ww_small_n", "ww_small_n_all", "failed")
 
-#: Elements of the ``[B, K, K]`` work array per chunk (float64; bounds memory to ~100 MB).
+#: Elements of the ``[b, K]`` work arrays per chunk (float64; bounds memory to ~100 MB).
 _CHUNK_ELEMENTS = 2_000_000
 
 
@@ -72,7 +72,7 @@ def fit_powerlaw_batch(evals: np.ndarray, thresh: float = EVALS_THRESH) -> Power
     n_evals = (x > thresh).sum(axis=1).astype(np.int64)
     n_tail = np.zeros(B, np.int64)
     rule = np.full(B, "failed", dtype=object)
-    rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(1, K * K))
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(1, 8 * K))
     for start in range(0, B, rows_per_chunk):
         sl = slice(start, min(B, start + rows_per_chunk))
         _fit_chunk(x[sl], n_evals[sl], {k: v[sl] for k, v in out.items()}, rule[sl])
@@ -99,15 +99,7 @@ def _fit_chunk(x: np.ndarray, n_evals: np.ndarray, out: dict[str, np.ndarray], r
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         num = np.where(small[:, None], n - 1.0, n)
         alpha = 1.0 + num / s
-        # KS distance of each candidate: rows i (candidates), columns j (tail points).
-        ratio = x[:, None, :] / x[:, :-1, None]  # [b, K-1, K]
-        expo = (1.0 - alpha)[:, :, None]
-        theo = 1.0 - ratio**expo
-        emp = (np.arange(K)[None, :] - idx[:, None]) / n[:, None]  # (j - i)/n
-        dev = np.abs(theo - emp[None])
-        tail = np.arange(K)[None, :] >= idx[:, None]
-        dev = np.where(tail[None], dev, -np.inf)
-        D = dev.max(axis=2)
+        D = _ks_distances(x, 1.0 - alpha, n)  # KS distance of every candidate
     valid = idx[None, :] >= first[:, None]  # candidate lies in the fitted part
     # Standard rule: D = 1 where alpha <= 1 (not computed by WeightWatcher), argmin of D.
     D_std = np.where(valid, np.where(alpha > 1, D, 1.0), np.inf)
@@ -133,6 +125,21 @@ def _fit_chunk(x: np.ndarray, n_evals: np.ndarray, out: dict[str, np.ndarray], r
         out["sigma"][mask] = ((a - 1.0) / np.sqrt(n[pick]))[mask]
         rule[mask] = name
     _fallback(x, n_evals, small & ~has_q, loop_alpha, out, rule)
+
+
+def _ks_distances(x: np.ndarray, expo: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """KS distance ``D[r, i] = max_{j≥i} |1 − (x_j/x_i)^expo[r, i] − (j−i)/n_i|`` of every candidate.
+
+    One candidate at a time over the tail ``j ≥ i`` only: the same elementwise arithmetic as
+    a full ``[b, K−1, K]`` array (so the same values), half the work and ``b·K`` memory.
+    """
+    b, K = x.shape
+    D = np.empty((b, K - 1))
+    steps = np.arange(K, dtype=np.float64)
+    for i in range(K - 1):
+        theo = 1.0 - (x[:, i:] / x[:, i : i + 1]) ** expo[:, i : i + 1]
+        D[:, i] = np.abs(theo - steps[: K - i] / n[i]).max(axis=1)
+    return D
 
 
 def _fallback(x: np.ndarray, n_evals: np.ndarray, mask: np.ndarray, loop_alpha: np.ndarray,

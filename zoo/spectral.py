@@ -44,6 +44,8 @@ WW_EPSILON = 1e-10
 WW_MIN_EVALS, WW_MAX_EVALS, WW_MAX_N = 8, 15000, 50000
 #: FARMS window: rows (short side), aspect ratio, positions per dimension.
 FARMS_ROWS, FARMS_Q, FARMS_STEPS = 100, 2, 10
+#: FARMS windows are cut and decomposed for this many float64 entries at a time (64 MB).
+FARMS_CHUNK_ELEMENTS = 8_000_000
 
 FLOAT_COLUMNS = ("fro_norm", "spectral_norm", "stable_rank", "effective_rank", "hard_rank", "soft_rank",
                  "condition_number", "alpha", "alpha_weighted", "xmin", "ks_distance", "alpha_sigma",
@@ -147,11 +149,17 @@ def spectral_metrics(weights: Any, farms: bool = True, mp: bool = True) -> dict[
     out["ww_analyzed"] = np.full(B, WW_MIN_EVALS <= M_ww * rf <= WW_MAX_EVALS and N_ww <= WW_MAX_N)
     out["farms_alpha"] = np.full(B, np.nan)
     out["farms_fit_rule"] = np.full(B, "not_computed", dtype=object)
-    if farms:
-        wins = _farms_windows(mats)
-        fl = torch.linalg.svdvals(wins).reshape(B, -1).numpy() ** 2 * scale
-        ff = fit_powerlaw_batch(fl)
-        out["farms_alpha"], out["farms_fit_rule"] = ff.alpha, ff.rule.astype(object)
+    if farms:  # in chunks of layers: the windows of a big stack would take GBs (values do not depend on it)
+        per_layer = max(1, _farms_windows(mats[:1]).numel())
+        step = max(1, FARMS_CHUNK_ELEMENTS // per_layer)
+        alphas, rules = [], []
+        for c0 in range(0, B, step):
+            wins = _farms_windows(mats[c0 : c0 + step])
+            fl = torch.linalg.svdvals(wins).reshape(len(wins), -1).numpy() ** 2 * scale
+            ff = fit_powerlaw_batch(fl)
+            alphas.append(ff.alpha)
+            rules.append(ff.rule.astype(object))
+        out["farms_alpha"], out["farms_fit_rule"] = np.concatenate(alphas), np.concatenate(rules)
     out["mp_softrank"] = np.full(B, np.nan)
     if mp:
         from zoo.mp_fit import mp_softrank_batch
