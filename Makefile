@@ -54,3 +54,12 @@ bench: install
 
 clean:
 	rm -rf data/zoos data/learners data/zoo.duckdb data/logs .snakemake
+
+# Learner benchmark (docs/learners.md "Benchmark"): trains the three benchmark zoos (train +
+# weights only; resumable), runs every learner row under the NFN protocol with 3 learner
+# seeds, and writes benchmarks/out/learners_bench.md (+ results Parquet per zoo). Re-running
+# skips zoos and rows already done; BENCH_ZOOS picks a subset.
+.PHONY: bench-learners
+BENCH_ZOOS ?= bench-mlp-digits bench-cnn-digits bench-mlp-mnist1d
+bench-learners: install
+	$(ACTIVATE) && time python benchmarks/bench_learners.py all --data data --out benchmarks/out --zoos $(BENCH_ZOOS)

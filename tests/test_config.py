@@ -70,7 +70,7 @@ def test_population_size_caps_models_per_job():
     ("changes", "field"),
     [
         ({"colour": "red"}, "colour"),
-        ({"grid": {}}, "grid"),
+        ({"grid": [1, 2]}, "grid"),  # an empty grid {} is a zoo of seeds only (valid)
         ({"grid": {"width": []}}, "grid.width"),
         ({"grid": {"lr": [-0.1]}}, "grid.lr"),
         ({"grid": {"bogus": [1]}}, "bogus"),

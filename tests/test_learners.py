@@ -232,3 +232,54 @@ def test_phase_task_is_classification_and_drops_unlabelled(data):
     assert set(pred.y_true) == {"I", "II"}
     test = pred[pred.side == "test"]
     assert res.accuracy[0] == pytest.approx(float(np.mean(test.y_pred == test.y_true)))
+
+
+def test_mixup_match_aligns_each_training_network_once(data, monkeypatch):
+    """One weight matching per network (not per sampled pair per epoch); the old way is kept to measure it."""
+    import zoo.learners.augment as augment
+    from zoo.learners.neural import NeuralLearner
+
+    calls = []
+    real = augment.weight_matching
+    monkeypatch.setattr(augment, "weight_matching", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sub = data.subset(np.flatnonzero(data.meta.epoch.to_numpy() == 4))
+    y = sub.meta.test_acc.to_numpy()
+    train, groups = sub.subset(range(40)), {tuple(p["layers.0.weight"].shape) for p in sub.params[:40]}
+    NeuralLearner("equivariant", augment="mixup-match", max_epochs=3, patience=100).fit(
+        train, y[:40], sub.subset(range(40, 48)), y[40:])
+    assert len(calls) == 40 - len(groups)  # every network but each shape's reference, once
+    calls.clear()
+    NeuralLearner("equivariant", augment="mixup-match", max_epochs=3, patience=100, align_once=False).fit(
+        train, y[:40], sub.subset(range(40, 48)), y[40:])
+    assert len(calls) == 3 * 40  # one per sample per epoch
+
+
+def test_alignment_to_a_reference_keeps_every_network_function(data):
+    from zoo.data import load_dataset
+    from zoo.learners.augment import align_to_reference
+    from zoo.models import build_module
+
+    sub = data.subset(np.flatnonzero(data.meta.epoch.to_numpy() == 4)[:12])
+    groups: dict = {}
+    for i, p in enumerate(sub.params):
+        groups.setdefault(tuple(p["layers.0.weight"].shape), []).append(i)
+    aligned = align_to_reference(sub.params, groups)
+    ds = load_dataset("digits")
+    x = torch.from_numpy(ds.x_test[:64])
+    moved = 0
+    for i, (a, b) in enumerate(zip(sub.params, aligned)):
+        moved += any(not torch.equal(a[k], b[k]) for k in a)
+        with torch.no_grad():
+            la = build_module(sub.spec(i), ds.input_shape, ds.n_classes, a)(x)
+            lb = build_module(sub.spec(i), ds.input_shape, ds.n_classes, b)(x)
+        torch.testing.assert_close(la, lb, atol=1e-5, rtol=0)
+    assert moved > 0
+
+
+def test_mixup_match_must_come_before_a_symmetry_step():
+    from zoo.errors import SpecError
+    from zoo.learners.augment import Augmenter
+
+    with pytest.raises(SpecError, match="mixup-match before permutation"):
+        Augmenter("permutation+mixup-match")
+    assert Augmenter("mixup-match+permutation").matches

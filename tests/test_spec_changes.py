@@ -41,9 +41,16 @@ def config(**changes) -> dict:
             "learn": {"learners": ["statnn-ridge"], "tasks": ["test_acc"], "augments": ["none"], "seeds": [0]}}
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Write shared values out in full: zoo specs refuse YAML anchors and aliases."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
 def run(work: Path, cfg: dict) -> None:
     path = work / "spec.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.dump(cfg, Dumper=_NoAliases))
     snakemake(work, "--configfile", str(path))
 
 

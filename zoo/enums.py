@@ -50,9 +50,11 @@ SPACINGS: tuple[str, ...] = ("logspace", "linspace")
 #: Sampled grid axes (need the zoo's ``sample``).
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "loguniform", "randint", "choice")
 
-#: ``learn.learners`` (implemented in ``zoo.learners.tabular`` / ``zoo.learners.neural``).
+#: ``learn.learners`` (implemented in ``zoo.learners.tabular`` / ``zoo.learners.neural`` /
+#: ``zoo.learners.nfn_nets``; ``hparams-gbm`` is the control that sees no weights).
 LEARNERS: tuple[str, ...] = (
-    "statnn-gbm", "statnn-ridge", "spectral-gbm", "spectral-ridge", "flat-mlp", "equivariant",
+    "hparams-gbm", "statnn-gbm", "statnn-ridge", "spectral-gbm", "spectral-ridge", "flat-mlp", "equivariant",
+    "nfn-np", "nfn-hnp",
 )
 
 #: ``learn.augments``: single augmentations; chain several with ``+`` (e.g. ``permutation+noise``);

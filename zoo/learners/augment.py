@@ -12,6 +12,13 @@ Symmetries (the function, i.e. the logits, is unchanged — tests check it to 1e
 Perturbations: :func:`gaussian_noise`, :func:`weight_dropout`, :func:`quantile_sparsify`.
 MixUp of weights and targets: :func:`mixup` (plain, after a random permutation, or after
 weight matching). :class:`Augmenter` chains them by name, e.g. ``"permutation+noise"``.
+
+``mixup-match`` aligns each training network **once** to a reference network of its shape
+(:func:`align_to_reference`; the first training network of that shape) before training,
+instead of matching every sampled pair anew every epoch: two networks aligned to one
+reference are aligned to each other, the alignment is a symmetry (the logits do not
+change), and the learners train on the aligned copies. One Hungarian sweep per network
+instead of one per sample per epoch (speed-up in docs/learners.md).
 """
 
 from __future__ import annotations
@@ -155,6 +162,22 @@ def weight_matching(a: Mapping[str, Tensor], b: Mapping[str, Tensor], max_iter: 
     return perms
 
 
+def align_to_reference(samples: Sequence[Mapping[str, Tensor]], groups: Mapping[object, Sequence[int]],
+                       rng: np.random.Generator | None = None) -> list[Params]:
+    """Every sample aligned (weight matching) to the first sample of its group, once.
+
+    ``groups`` maps a shape key to the indices of the samples of that shape. The
+    reference itself is returned unchanged. Deterministic given ``rng`` (default seed 0).
+    """
+    rng = rng or np.random.default_rng(0)
+    out: list[Params] = [dict(s) for s in samples]
+    for idx in groups.values():
+        ref = samples[idx[0]]
+        for i in idx[1:]:
+            out[i] = apply_permutation(samples[i], weight_matching(ref, samples[i], rng=rng))
+    return out
+
+
 def mixup(a: Mapping[str, Tensor], b: Mapping[str, Tensor], lam: float) -> Params:
     """``λ·a + (1−λ)·b`` tensor by tensor (same architecture)."""
     return {k: lam * a[k] + (1 - lam) * b[k] for k in a}
@@ -177,21 +200,35 @@ class Augmenter:
 
     ``partner(rng)`` must return ``(params, target)`` of another training sample with the
     same architecture. Targets are float tensors (scalar, or one-hot for classification).
+    ``prealigned``: the samples and partners were aligned to a common reference with
+    :func:`align_to_reference`, so ``mixup-match`` mixes them directly; otherwise it
+    matches the partner to the sample on every call (slow: one Hungarian sweep per call).
     """
 
     def __init__(self, name: str, activation: str = "relu", seed: int = 0, alpha: float = 0.4,
                  sigma: float = 0.05, drop_p: float = 0.05, max_quantile: float = 0.2, log_range: float = 1.0):
         self.steps = parse_augment(name)
         self.activation = activation
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.alpha, self.sigma, self.drop_p = alpha, sigma, drop_p
         self.max_quantile, self.log_range = max_quantile, log_range
+        self.prealigned = False
+        if "mixup-match" in self.steps and any(s in ("permutation", "rescale") for s in
+                                               self.steps[: self.steps.index("mixup-match")]):
+            raise SpecError(f"learn.augments {name!r}: put mixup-match before permutation/rescale "
+                            "(it mixes networks aligned to one reference; a symmetry step before it would undo that)")
         if "rescale" in self.steps and activation not in HOMOGENEOUS:
             relu_rescale({}, self.rng, activation=activation)  # raises the SpecError
 
     @property
     def needs_partner(self) -> bool:
         return any(s.startswith("mixup") for s in self.steps)
+
+    @property
+    def matches(self) -> bool:
+        """Whether the chain has ``mixup-match`` (the learner should pre-align its samples)."""
+        return "mixup-match" in self.steps
 
     def __call__(self, params: Params, target: Tensor,
                  partner: Callable[[np.random.Generator], tuple[Params, Tensor]] | None = None) -> tuple[Params, Tensor]:
@@ -213,7 +250,7 @@ class Augmenter:
                 other, other_y = partner(rng)
                 if step == "mixup-perm":
                     other = permute_hidden(other, rng)
-                elif step == "mixup-match":
+                elif step == "mixup-match" and not self.prealigned:
                     other = apply_permutation(other, weight_matching(params, other, rng=rng))
                 lam = float(rng.beta(self.alpha, self.alpha))
                 params = mixup(params, other, lam)

@@ -35,13 +35,16 @@ class Padder:
     """Pads one network's tensors to the zoo's largest shapes; returns a dict for batching.
 
     Keys: ``w{l}`` ``[n_out, n_in, e]``, ``b{l}`` ``[n_out]`` for every layer ``l`` and
-    ``m{h}`` ``[n_h]`` (1 = real unit) for every hidden layer ``h``. Entries are
+    ``m{h}`` ``[n_h]`` (1 = real unit) for every hidden layer ``h``; with ``stats``, also
+    ``s`` ``[7 · 2L]``: mean, std and the 0/25/50/75/100 % quantiles of every (transformed,
+    unpadded) tensor — StatNN's statistics, invariant to every permutation. Entries are
     ``asinh(x / scale)`` with one scale per tensor name (the training zoo's RMS), which
     keeps diverged networks' huge weights from dominating while staying elementwise.
     """
 
-    def __init__(self, samples: Sequence[Mapping[str, Tensor]], pad: bool = True):
+    def __init__(self, samples: Sequence[Mapping[str, Tensor]], pad: bool = True, stats: bool = False):
         self.pad = pad
+        self.stats = stats
         self.pairs = layer_pairs(samples[0])
         names = [n for pair in self.pairs for n in pair]
         self.shapes = {n: tuple(max(s[n].shape[d] for s in samples) for d in range(samples[0][n].dim())) for n in names}
@@ -62,11 +65,15 @@ class Padder:
 
     def __call__(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
+        stats: list[Tensor] = []
         hidden = [params[w].shape[0] for w, _ in self.pairs[:-1]]
         for li, (w, b) in enumerate(self.pairs):
             tw = torch.asinh(as_3d(params[w].float()) / self.scales[w])
             tw = torch.nan_to_num(tw)
             tb = torch.nan_to_num(torch.asinh(params[b].float() / self.scales[b]))
+            if self.stats:
+                stats.append(_tensor_stats(tw))
+                stats.append(_tensor_stats(tb))
             if self.pad:
                 target = as_3d(torch.zeros(self.shapes[w])).shape
                 tw = nn.functional.pad(tw, (0, 0, 0, target[1] - tw.shape[1], 0, target[0] - tw.shape[0]))
@@ -76,7 +83,23 @@ class Padder:
             m = torch.zeros(self.shapes[self.pairs[h][1]][0] if self.pad else n)
             m[:n] = 1.0
             out[f"m{h}"] = m
+        if self.stats:
+            out["s"] = torch.cat(stats)
         return out
+
+    @property
+    def n_stats(self) -> int:
+        return 14 * self.n_layers if self.stats else 0
+
+
+_QUANTILES = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+def _tensor_stats(t: Tensor) -> Tensor:
+    """Mean, std and five quantiles of every entry of ``t`` (7 numbers; std 0 for one entry)."""
+    x = t.reshape(-1)
+    std = x.std() if x.numel() > 1 else torch.zeros(())
+    return torch.cat([x.mean().view(1), std.view(1), torch.quantile(x, _QUANTILES)])
 
 
 def _mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
@@ -137,8 +160,11 @@ class NeuronSetNet(nn.Module):
     """Invariant to permutations of every hidden layer's neurons/channels (see module doc)."""
 
     def __init__(self, padder: Padder, out_dim: int = 1, d: int = 32, d_edge: int = 8, hidden: int = 128,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, stats: bool = False):
         super().__init__()
+        if stats and not padder.stats:
+            raise ValueError("stats=True needs a Padder built with stats=True")
+        self.n_stats = padder.n_stats if stats else 0
         dims = padder.dims()
         units, e = dims["units"], dims["e"]
         self.L = padder.n_layers
@@ -150,7 +176,7 @@ class NeuronSetNet(nn.Module):
         # Edge embeddings of hidden→hidden weight tensors W_l (l = 1 … L-2), seen from both ends.
         self.edges = nn.ModuleDict({str(li): _EdgePool(e[li], d_edge, d) for li in range(1, self.L - 1)})
         self.rho = nn.ModuleList(_mlp([2 * d + 1, d, d]) for _ in range(H))
-        self.head = _mlp([H * (2 * d + 1) + units[-1], hidden, hidden, out_dim], dropout)
+        self.head = _mlp([H * (2 * d + 1) + units[-1] + self.n_stats, hidden, hidden, out_dim], dropout)
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         L = self.L
@@ -170,4 +196,6 @@ class NeuronSetNet(nn.Module):
             pooled += [_masked_mean(z, mask, 1), z.masked_fill(mask == 0, float("-inf")).amax(1),
                        torch.log(count.clamp(min=1.0))]
         pooled.append(b[L - 1])
+        if self.n_stats:
+            pooled.append(batch["s"])
         return self.head(torch.cat(pooled, dim=-1))

@@ -1,10 +1,12 @@
-"""``flat-mlp`` and ``equivariant`` learners: the nets of :mod:`zoo.learners.nets` trained with Lightning.
+"""Neural learners trained with Lightning: ``flat-mlp``, ``equivariant`` (:mod:`zoo.learners.nets`)
+and ``nfn-np`` / ``nfn-hnp`` (:mod:`zoo.learners.nfn_nets`, the official ``nfn`` layers).
 
 Training: AdamW on MSE (standardised regression targets) or soft cross-entropy
 (classification; soft because MixUp mixes one-hot targets). Augmentations run on the fly,
-per sample, every epoch. Early stopping on the validation networks' loss (never augmented);
-the best validation state is restored at the end. Deterministic given ``seed``;
-``accelerator='auto'`` uses a GPU when one is present.
+per sample, every epoch; ``mixup-match`` first aligns every training network once to a
+reference of its shape (:func:`zoo.learners.augment.align_to_reference`). Early stopping on
+the validation networks' loss (never augmented); the best validation state is restored at
+the end. Deterministic given ``seed``; ``accelerator='auto'`` uses a GPU when one is present.
 """
 
 from __future__ import annotations
@@ -18,24 +20,43 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.learners.augment import Augmenter
+from zoo.learners.augment import Augmenter, align_to_reference
 from zoo.learners.dataset import WeightDataset, shape_key
 from zoo.learners.nets import FlatMLP, NeuronSetNet, Padder
+
+#: Neural learner names (``arch`` of :class:`NeuralLearner`).
+NEURAL_ARCHS = ("flat-mlp", "equivariant", "nfn-np", "nfn-hnp")
 
 
 class _TrainSet(torch.utils.data.Dataset):
     """Padded (and, for training, augmented) networks with float targets."""
 
-    def __init__(self, params: list[dict[str, Tensor]], targets: Tensor, padder: Padder, augmenter: Augmenter | None):
+    def __init__(self, params: list[dict[str, Tensor]], targets: Tensor, padder: Padder, augmenter: Augmenter | None,
+                 align_once: bool = True):
         self.params, self.targets, self.padder, self.augmenter = params, targets, padder, augmenter
         self.groups: dict[Any, list[int]] = {}
         for i, p in enumerate(params):
             self.groups.setdefault(shape_key(p), []).append(i)
+        if augmenter is not None and augmenter.matches and align_once:
+            # one weight matching per network, not one per sampled pair per epoch
+            self.params = align_to_reference(params, self.groups, np.random.default_rng(augmenter.seed))
+            augmenter.prealigned = True
+
+        self.cache: dict[int, dict[str, Tensor]] | None = None
+        if augmenter is None or not augmenter.steps:
+            # no augmentation: transform every network once, not once per epoch
+            self.cache = {i: padder(p) for i, p in enumerate(self.params)}
 
     def __len__(self) -> int:
         return len(self.params)
 
+    def batch(self, idx: list[int]) -> tuple[dict[str, Tensor], Tensor]:
+        """The collated batch of samples ``idx`` (one shape)."""
+        return torch.utils.data.default_collate([self[i] for i in idx])
+
     def __getitem__(self, i: int) -> tuple[dict[str, Tensor], Tensor]:
+        if self.cache is not None:
+            return self.cache[i], self.targets[i]
         p, y = self.params[i], self.targets[i]
         if self.augmenter is not None and self.augmenter.steps:
             group = self.groups[shape_key(p)]
@@ -114,15 +135,20 @@ def _module_class():
 
 
 class NeuralLearner:
-    """``arch`` ``'flat-mlp'`` or ``'equivariant'``; ``fit(data, y, val_data, val_y)`` / ``predict`` / ``score``.
+    """``arch`` one of :data:`NEURAL_ARCHS`; ``fit(data, y, val_data, val_y)`` / ``predict`` / ``score``.
 
-    ``score`` is Kendall τ (regression) or accuracy (classification).
+    ``score`` is Kendall τ (regression) or accuracy (classification). ``d``: neuron
+    embedding width of ``equivariant``; ``channels`` / ``hidden``: the NFN's equivariant
+    channels and head width (``nfn-*``); ``stats``: ``equivariant`` also reads the
+    per-tensor statistics (invariant); ``align_once``: ``mixup-match`` aligns every network
+    once (False: re-match every sampled pair, the old, slow way — kept to measure it).
     """
 
     def __init__(self, arch: str = "equivariant", task_kind: str = "regression", augment: str = "none",
                  seed: int = 0, max_epochs: int = 60, batch_size: int = 32, lr: float = 1e-3,
                  weight_decay: float = 1e-4, patience: int = 10, activation: str = "relu",
-                 accelerator: str = "auto", d: int = 32):
+                 accelerator: str = "auto", d: int = 32, channels: tuple[int, ...] = (16, 16, 4), hidden: int = 256,
+                 stats: bool = False, align_once: bool = True):
         self.arch = arch
         self.task_kind = task_kind
         self.augment = augment
@@ -135,6 +161,10 @@ class NeuralLearner:
         self.activation = activation
         self.accelerator = accelerator
         self.d = d
+        self.channels = channels
+        self.hidden = hidden
+        self.stats = stats
+        self.align_once = align_once
 
     def _targets(self, y: np.ndarray) -> Tensor:
         if self.task_kind == "classification":
@@ -148,7 +178,13 @@ class NeuralLearner:
         out_dim = len(self.classes_) if self.task_kind == "classification" else 1
         if self.arch == "flat-mlp":
             return FlatMLP(padder, out_dim)
-        return NeuronSetNet(padder, out_dim, d=self.d)
+        if self.arch in ("nfn-np", "nfn-hnp"):
+            from zoo.learners.nfn_nets import NFNPredictor
+
+            return NFNPredictor(padder, out_dim, mode=self.arch[4:], channels=tuple(self.channels), hidden=self.hidden)
+        if self.arch != "equivariant":
+            raise ValueError(f"unknown neural learner {self.arch!r}; one of {NEURAL_ARCHS}")
+        return NeuronSetNet(padder, out_dim, d=self.d, stats=self.stats)
 
     def fit(self, data: WeightDataset, y: np.ndarray, val_data: WeightDataset | None = None,
             val_y: np.ndarray | None = None) -> NeuralLearner:
@@ -165,10 +201,11 @@ class NeuralLearner:
             self.classes_ = np.unique(y if val_y is None else np.concatenate([y, np.asarray(val_y)]))
         else:
             self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y)) or 1.0
-        self.padder_ = Padder(data.params, pad=self.arch == "flat-mlp")
+        self.padder_ = Padder(data.params, pad=self.arch == "flat-mlp", stats=self.stats and self.arch == "equivariant")
         net = self.build_net(self.padder_)
+        self.n_params_ = sum(p.numel() for p in net.parameters())
         aug = Augmenter(self.augment, self.activation, seed=self.seed)
-        train = _TrainSet(data.params, self._targets(y), self.padder_, aug)
+        train = _TrainSet(data.params, self._targets(y), self.padder_, aug, self.align_once)
         train_dl = torch.utils.data.DataLoader(train, batch_sampler=ShapeBatches(train.groups, self.batch_size, self.seed))
         callbacks: list[Any] = []
         val_dl = None
