@@ -217,3 +217,10 @@ def test_workflow_passes_protocol_and_split_seed():
     args = learn_args({"seeds": [0, 1, 2], "protocol": "pooled", "split_seed": 4})
     assert "--protocol pooled" in args and "--split-seed 4" in args and "--seeds 0 1 2" in args
     assert "--protocol nfn --split-seed 0" in learn_args({})
+
+
+def test_protocol_names_are_the_config_enum():
+    """zoo.enums.LEARN_PROTOCOLS (the schema's learn.protocol) names exactly the protocols of zoo.learners.splits."""
+    from zoo import enums
+
+    assert tuple(PROTOCOLS) == enums.LEARN_PROTOCOLS
