@@ -40,6 +40,7 @@ SCHEMA_ENUMS = {
     ("$defs", "zoo", "properties", "dataset"): enums.DATASETS,
     ("$defs", "zoo", "properties", "grid", "propertyNames"): enums.GRID_AXES,
     ("properties", "learn", "properties", "learners", "items"): enums.LEARNERS,
+    ("properties", "learn", "properties", "protocol"): enums.LEARN_PROTOCOLS,
 }
 
 

@@ -57,6 +57,9 @@ LEARNERS: tuple[str, ...] = (
     "nfn-np", "nfn-hnp",
 )
 
+#: ``learn.protocol`` (``zoo.learners.splits.PROTOCOLS``): the NFN paper's, and every checkpoint pooled.
+LEARN_PROTOCOLS: tuple[str, ...] = ("nfn", "pooled")
+
 #: ``learn.augments``: single augmentations; chain several with ``+`` (e.g. ``permutation+noise``);
 #: ``none`` = no augmentation. At most one ``mixup*`` per chain.
 AUGMENTS: tuple[str, ...] = (
