@@ -1,8 +1,10 @@
 """Learner benchmark on the benchmark zoos: build the zoos, run every learner, write the table.
 
     python benchmarks/bench_learners.py build config/bench-mlp-digits.yaml [...]   # train + weights only
-    python benchmarks/bench_learners.py run data/zoos/bench-mlp-digits OUT.parquet [--learners …]
+    python benchmarks/bench_learners.py run data/zoos/bench-mlp-digits OUT.parquet [--rows learner[:augment] …]
     python benchmarks/bench_learners.py table OUT.parquet [...] --markdown OUT.md
+    python benchmarks/bench_learners.py all                  # all of it (make bench-learners)
+    python benchmarks/bench_learners.py mixup-speed data/zoos/digits-mlp --epochs 10
 
 ``build`` trains each zoo's populations and extracts their ``weights`` tables with exactly
 the functions the workflow's ``train`` and ``weights`` rules run (``zoo.jobs``), into the
@@ -122,6 +124,33 @@ def run(zoo_dir: str, out: str, rows: list[tuple[str, str]], tasks: list[str], s
     print(f"{zoo_path.name}: all rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
+def mixup_speed(zoo_dir: str, epochs: int) -> None:
+    """Fit time of ``equivariant`` + ``mixup-match``: each network aligned once vs every pair re-matched per epoch.
+
+    The pooled protocol's training networks (every checkpoint), split seed 0, learner seed 0,
+    ``epochs`` epochs without early stopping; the two fits differ only in ``align_once``.
+    """
+    import numpy as np
+    import torch
+
+    from zoo.learners.dataset import WeightDataset
+    from zoo.learners.neural import NeuralLearner
+
+    torch.set_num_threads(1)
+    data = WeightDataset.from_zoo(zoo_dir)
+    sides = data.split(0, "pooled")
+    tr, va = np.flatnonzero(sides == "train"), np.flatnonzero(sides == "val")
+    y = data.meta.test_acc.to_numpy()
+    widths = sorted(int(w) for w in data.meta.width.unique()) if "width" in data.meta else []
+    print(f"{len(tr)} training networks (widths {widths}), {epochs} epochs", flush=True)
+    for once in (True, False):
+        est = NeuralLearner("equivariant", augment="mixup-match", seed=0, max_epochs=epochs, patience=10**6,
+                            align_once=once)
+        t0 = time.perf_counter()
+        est.fit(data.subset(tr), y[tr], data.subset(va), y[va])
+        print(f"align_once={once}: fit {time.perf_counter() - t0:.1f} s ({est.epochs_run_} epochs)", flush=True)
+
+
 def predictions_path(results: str | Path) -> Path:
     """Where ``run`` keeps the test predictions beside a results file (``X.parquet`` → ``X.predictions.parquet``)."""
     p = Path(results)
@@ -139,7 +168,13 @@ def markdown(results_files: list[str]) -> str:
     """The benchmark table (one block per zoo × task) and a verdict line for each block."""
     import pandas as pd
 
-    from zoo.learners.scores import seed_summary, separated
+    from zoo.learners.scores import bootstrap_delta, seed_summary, separated
+
+    def test_preds(pred, zoo_name, task, learner, augment):
+        sel = pred[(pred.zoo == zoo_name) & (pred.task == task) & (pred.learner == learner) & (pred.augment == augment)
+                   & (pred.side == "test")]
+        by_seed = [t.sort_values("model_id") for _, t in sel.groupby("seed", sort=True)]
+        return by_seed
 
     blocks = []
     for f in results_files:
@@ -174,7 +209,16 @@ def markdown(results_files: list[str]) -> str:
                     d = b.tau_mean - r0.tau_mean
                     sep = separated(b.tau_mean, b.tau_std, r0.tau_mean, r0.tau_std)
                     wins &= d >= 0.02 and sep
-                    verdicts.append(f"{'+' if d >= 0 else '−'}{abs(d):.3f} vs {n} ({'±2σ separated' if sep else 'not separated'})")
+                    ci = ""
+                    if pred is not None:
+                        pa = test_preds(pred, zoo_name, task, b.learner, b.augment)
+                        pb = test_preds(pred, zoo_name, task, n, "none")
+                        if pa and pb and all((x.model_id.to_numpy() == pa[0].model_id.to_numpy()).all() for x in pa + pb):
+                            lo, hi = bootstrap_delta(pa[0].y_true.to_numpy(), [x.y_pred.to_numpy() for x in pa],
+                                                     [x.y_pred.to_numpy() for x in pb], pa[0].model_id.to_numpy())
+                            ci = f", paired bootstrap 95 % CI of the difference [{lo:+.3f}, {hi:+.3f}]"
+                    verdicts.append(f"{'+' if d >= 0 else '−'}{abs(d):.3f} vs {n} "
+                                    f"({'±2σ separated' if sep else 'not separated'}{ci})")
                 lines += ["", f"Best weight-space learner: `{b.learner}` + `{b.augment}`: " + "; ".join(verdicts)
                           + (" — **goal met** (≥ 0.02 and separated from both)." if wins else " — goal **not** met here.")]
             blocks.append("\n".join(lines))
@@ -206,12 +250,17 @@ def main(argv: list[str] | None = None) -> None:
     al.add_argument("--split-seed", type=int, default=0)
     al.add_argument("--zoos", nargs="+", default=list(PLAN), help="a subset of the plan's zoos")
     al.add_argument("--rows", nargs="+", default=None, help="learner:augment pairs (default: all rows)")
+    m = sub.add_parser("mixup-speed", help="time mixup-match aligning once vs re-matching every epoch")
+    m.add_argument("zoo_dir")
+    m.add_argument("--epochs", type=int, default=10)
     t = sub.add_parser("table", help="Markdown table from results files")
     t.add_argument("results", nargs="+")
     t.add_argument("--markdown", default=None, help="also write the table to this file")
     a = p.parse_args(argv)
     if a.cmd == "build":
         build(a.configs, a.data)
+    elif a.cmd == "mixup-speed":
+        mixup_speed(a.zoo_dir, a.epochs)
     elif a.cmd == "all":
         t0 = time.perf_counter()
         rows = DEFAULT_ROWS if a.rows is None else [tuple(x.split(":", 1)) if ":" in x else (x, "none") for x in a.rows]

@@ -224,3 +224,19 @@ def test_protocol_names_are_the_config_enum():
     from zoo import enums
 
     assert tuple(PROTOCOLS) == enums.LEARN_PROTOCOLS
+
+
+def test_paired_bootstrap_of_a_difference_is_tighter_than_either_interval():
+    from zoo.learners.scores import bootstrap_delta
+
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal(400)
+    shared = rng.standard_normal(400)
+    better = y + 0.6 * shared + 0.2 * rng.standard_normal(400)
+    worse = y + 0.6 * shared + 0.5 * rng.standard_normal(400)
+    groups = np.arange(400)
+    lo, hi = bootstrap_delta(y, [better], [worse], groups, n_boot=300)
+    assert 0 < lo < hi
+    a_lo, a_hi = bootstrap_tau(y, [better], groups, n_boot=300)
+    assert hi - lo < a_hi - a_lo
+    assert bootstrap_delta(y, [better], [better], groups, n_boot=50) == (0.0, 0.0)
