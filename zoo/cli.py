@@ -26,7 +26,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 #: Modules that register more commands when imported (keep their top-level imports light).
-EXTENSIONS: list[str] = ["zoo.cli_query", "zoo.cli_learn", "zoo.cli_spectral", "zoo.cli_verify", "zoo.cli_info", "zoo.cli_landscape", "zoo.cli_analysis", "zoo.cli_figures", "zoo.cli_status"]
+EXTENSIONS: list[str] = ["zoo.cli_query", "zoo.cli_learn", "zoo.cli_spectral", "zoo.cli_verify", "zoo.cli_info", "zoo.cli_landscape", "zoo.cli_analysis", "zoo.cli_figures", "zoo.cli_status", "zoo.cli_deploy"]
 
 
 def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
