@@ -39,6 +39,7 @@ SCHEMA_ENUMS = {
     ("$defs", "zoo", "properties", "init"): enums.INIT_SCHEMES,
     ("$defs", "zoo", "properties", "dataset"): enums.DATASETS,
     ("$defs", "zoo", "properties", "grid", "propertyNames"): enums.GRID_AXES,
+    ("$defs", "zoo", "properties", "signals", "properties", "split"): enums.SIGNAL_SPLITS,
     ("properties", "learn", "properties", "learners", "items"): enums.LEARNERS,
     ("properties", "learn", "properties", "protocol"): enums.LEARN_PROTOCOLS,
 }

@@ -25,7 +25,7 @@ def _learn_args(p: argparse.ArgumentParser) -> None:
     for table in ("weights", "models", "metrics", "spectral"):
         p.add_argument(f"--{table}", nargs="+", default=None, help=f"{table} Parquet files, one per population")
     p.add_argument("--phases", default=None, help="the zoo's phases.parquet (phase task and splits)")
-    p.add_argument("--task", required=True, help="test_acc | ggap | epoch | log_<grid axis> (e.g. log_lr) | phase")
+    p.add_argument("--task", required=True, help="test_acc | ggap | epoch | log_<grid axis> (e.g. log_lr) | phase | class (INR zoos)")
     p.add_argument("--learner", required=True, help=LEARNER_HELP)
     p.add_argument("--augment", default="none",
                    help="none | permutation | rescale | noise | dropout | sparsify | mixup | mixup-perm | mixup-match; "
@@ -36,7 +36,7 @@ def _learn_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed of the by-model split, separate from the learner seeds (default: 0)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="learner seeds (default: 0 1 2)")
-    p.add_argument("--split", default="model", help="model | region:<axis>:<low|high> | phase:<label> (default: model)")
+    p.add_argument("--split", default="model", help="model | signal (INR zoos: test signals' INRs are the test set) | region:<axis>:<low|high> | phase:<label> (default: model)")
     p.add_argument("--epochs", type=int, nargs="+", default=None,
                    help="checkpoint epochs to load (default: the final one under nfn, all under pooled)")
     p.add_argument("--max-epochs", type=int, default=None, help="training epochs of the neural learners")

@@ -48,7 +48,9 @@ from zoo.yaml_io import load_yaml
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 #: Hyperparameters that may differ between the models of one population (vectorised).
-PER_MODEL_KEYS = ("seed", "lr", "momentum", "weight_decay", "label_noise", "dropout", "init", "init_std")
+#: INR zoos add the signal a model fits (``zoo.inr_spec.SIGNAL_KEYS``): one population fits many signals.
+PER_MODEL_KEYS = ("seed", "lr", "momentum", "weight_decay", "label_noise", "dropout", "init", "init_std",
+                  "signal_split", "signal_index", "signal_class")
 
 #: Axes added after the first release. A model spec carries them only when they differ
 #: from these defaults, so adding them renamed no existing model (model_id hashes the spec).
@@ -66,12 +68,14 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn": {"depth": 3, "channels": 16, "kernel": 3, "stride": 2, "activation": "relu"},
     "resnet": {"depth": 3, "width": 8, "activation": "relu"},
     "transformer": {"depth": 1, "width": 16, "heads": 2, "activation": "gelu"},
+    "siren": {"depth": 2, "width": 32, "omega_0": 30.0, "hidden_omega": 30.0},
 }
 ARCH_KEYS: dict[str, tuple[str, ...]] = {
     "mlp": ("depth", "width", "activation"),
     "cnn": ("depth", "channels", "kernel", "stride", "activation"),
     "resnet": ("depth", "width", "activation"),
     "transformer": ("depth", "width", "heads", "activation"),
+    "siren": ("depth", "width", "omega_0", "hidden_omega"),
 }
 OPTIMIZER_DEFAULTS: dict[str, Any] = {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0}
 ZOO_DEFAULTS: dict[str, Any] = {"batch_size": 32, "train_fraction": 1.0, "max_loss": 1e3}
@@ -272,6 +276,7 @@ def check_zoo(name: str, raw: Mapping[str, Any], settings: Mapping[str, Any] | N
     ``settings.max_models`` and :data:`HARD_MAX_MODELS`, so nothing huge is ever built.
     """
     from zoo.data import dataset_loader, known_datasets
+    from zoo.inr_spec import check_inr_keys, chosen_signals, is_inr, max_signals
 
     settings = settings or {}
     if raw["dataset"] not in known_datasets():
@@ -280,6 +285,7 @@ def check_zoo(name: str, raw: Mapping[str, Any], settings: Mapping[str, Any] | N
             f"choose one of {', '.join(sorted(known_datasets()))}"
         )
     check_dataset_options(name, raw["dataset"], raw.get("dataset_options") or {}, dataset_loader(raw["dataset"]))
+    check_inr_keys(name, raw)
     arch = raw["model"]["arch"]
     allowed_model = set(ARCH_KEYS[arch]) | {"arch"}
     for key in raw["model"]:
@@ -291,11 +297,12 @@ def check_zoo(name: str, raw: Mapping[str, Any], settings: Mapping[str, Any] | N
     checkpoints = raw["checkpoints"]
     if max(checkpoints) > raw["epochs"]:
         raise SpecError(f"zoo '{name}': field 'checkpoints': epoch {max(checkpoints)} > epochs {raw['epochs']}; drop it or raise epochs")
-    n_models = count_models(name, raw)
+    n_models = count_models(name, raw) * max_signals(raw)
     limit = settings.get("max_models", DEFAULT_MAX_MODELS)
     if n_models > HARD_MAX_MODELS:
         raise SpecError(
-            f"zoo '{name}': the grid expands to {n_models:,} models (axes × sample × seeds), more than the "
+            f"zoo '{name}': the grid expands to {n_models:,} models (axes × sample × seeds"
+            f"{' × signals.per_class × classes × splits' if is_inr(raw) else ''}), more than the "
             f"{HARD_MAX_MODELS:,} any zoo may have; use fewer grid values, draws or seeds, or split it into zoos"
         )
     if n_models > limit and not settings.get("allow_large", False):
@@ -303,6 +310,8 @@ def check_zoo(name: str, raw: Mapping[str, Any], settings: Mapping[str, Any] | N
             f"zoo '{name}': the grid expands to {n_models:,} models, more than settings.max_models={limit}; "
             "raise settings.max_models or set settings.allow_large: true"
         )
+    if is_inr(raw):  # per_class against the class sizes: only now that the count is known to be sane
+        n_models = count_models(name, raw) * len(chosen_signals(name, raw))
     return n_models
 
 
@@ -310,6 +319,8 @@ def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None =
     """Expand one validated zoo spec into model specs and populations (after :func:`check_zoo`)."""
     settings = settings or {}
     check_zoo(name, raw, settings)
+    if raw["model"]["arch"] == "siren":
+        return _expand_inr_zoo(name, raw, settings)
     arch = raw["model"]["arch"]
     base: dict[str, Any] = {"dataset": raw["dataset"], "arch": arch}
     options = raw.get("dataset_options") or {}
@@ -329,6 +340,20 @@ def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None =
         if key in raw:
             base[key] = check_value(name, key, raw[key])
 
+    return _expand_models(name, raw, settings, base, [{}])
+
+
+def _expand_inr_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any]) -> ZooSpec:
+    """An INR zoo (:mod:`zoo.inr_spec`): grid × draws × signals × seeds, one signal per model."""
+    from zoo.inr_spec import chosen_signals, inr_base
+
+    base = inr_base(raw, ARCH_KEYS["siren"], ARCH_DEFAULTS["siren"])
+    return _expand_models(name, raw, settings, base, chosen_signals(name, raw))
+
+
+def _expand_models(name: str, raw: dict[str, Any], settings: dict[str, Any], base: dict[str, Any],
+                   signals: list[dict[str, Any]]) -> ZooSpec:
+    """Models of ``base`` × grid values × sampled draws × ``signals`` × seeds, grouped into populations."""
     axes, dists = {}, {}
     for key, values in raw["grid"].items():
         if is_distribution(values):
@@ -347,8 +372,8 @@ def expand_zoo(name: str, raw: dict[str, Any], settings: dict[str, Any] | None =
 
     models: list[ModelSpec] = []
     seen: set[str] = set()
-    for combo, draw, seed in itertools.product(itertools.product(*axes.values()), draws, seeds):
-        spec = normalise_optional({**base, **dict(zip(axes, combo)), **draw, "seed": int(seed)})
+    for combo, draw, signal, seed in itertools.product(itertools.product(*axes.values()), draws, signals, seeds):
+        spec = normalise_optional({**base, **dict(zip(axes, combo)), **draw, **signal, "seed": int(seed)})
         model_id = short_hash(model_identity(spec))
         if model_id in seen:
             continue

@@ -13,7 +13,7 @@ This module imports nothing, so anything (the schema checks, the CLI) may import
 from __future__ import annotations
 
 #: ``model.arch``.
-ARCHS: tuple[str, ...] = ("mlp", "cnn", "resnet", "transformer")
+ARCHS: tuple[str, ...] = ("mlp", "cnn", "resnet", "transformer", "siren")
 
 #: ``model.activation`` / grid axis ``activation`` (implemented in ``zoo.models.ACTIVATIONS``).
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "gelu", "sigmoid", "identity")
@@ -33,6 +33,11 @@ DATASETS: tuple[str, ...] = (
     "breast_cancer", "cifar10", "digits", "fashion-mnist", "kmnist", "mnist", "mnist1d", "svhn",
     "teacher-student", "wine",
 )
+
+#: ``dataset`` of an INR zoo (``arch: siren``): datasets whose samples are signals (``zoo.datasets.signals``).
+SIGNAL_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "mnist1d")
+#: ``signals.split``: fit the signals of the dataset's train split, its test split, or both.
+SIGNAL_SPLITS: tuple[str, ...] = ("train", "test", "both")
 
 #: ``Dataset.task``: what the targets are (regression zoos hold R² in the ``*_acc`` columns).
 TASK_KINDS: tuple[str, ...] = ("classification", "regression")
@@ -63,14 +68,14 @@ LEARN_PROTOCOLS: tuple[str, ...] = ("nfn", "pooled")
 #: ``learn.augments``: single augmentations; chain several with ``+`` (e.g. ``permutation+noise``);
 #: ``none`` = no augmentation. At most one ``mixup*`` per chain.
 AUGMENTS: tuple[str, ...] = (
-    "none", "permutation", "rescale", "noise", "dropout", "sparsify", "mixup", "mixup-perm", "mixup-match",
+    "none", "permutation", "rescale", "signflip", "noise", "dropout", "sparsify", "mixup", "mixup-perm", "mixup-match",
 )
 
 #: ``learn.tasks`` with a fixed name; ``log_<axis>`` (log10 of a models column) is the open-ended one.
-LEARN_TASKS: tuple[str, ...] = ("test_acc", "ggap", "epoch", "phase")
+LEARN_TASKS: tuple[str, ...] = ("test_acc", "ggap", "epoch", "phase", "class")
 
 #: ``learn.split`` kinds: ``model``, ``region:<axis>:<side>``, ``phase:<label>``.
-SPLIT_KINDS: tuple[str, ...] = ("model", "region", "phase")
+SPLIT_KINDS: tuple[str, ...] = ("model", "region", "phase", "signal")
 #: The ``<side>`` of a ``region:<axis>:<side>`` split.
 REGION_SIDES: tuple[str, ...] = ("low", "high")
 
@@ -107,4 +112,4 @@ def tasks_pattern() -> str:
 
 def split_pattern() -> str:
     """The JSON-schema pattern of ``learn.split``."""
-    return f"^(model|region:[a-z_]+:({alternation(REGION_SIDES)})|phase:[A-Za-z0-9-]+)$"
+    return f"^(model|signal|region:[a-z_]+:({alternation(REGION_SIDES)})|phase:[A-Za-z0-9-]+)$"

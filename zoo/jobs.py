@@ -33,9 +33,12 @@ def write_zoo_documents(zoo: ZooSpec, settings: dict[str, Any], data: str | Path
     zoo's :class:`zoo.layout.ZooLayout`.
     """
     from zoo.layout import ZooLayout, document_text, population_document, write_if_changed
+    from zoo.stages import skipped_document, skipped_stages
 
     layout = ZooLayout(str(data), zoo.name)
     write_if_changed(layout.spec, spec_text(zoo, settings))
+    if skipped_stages(zoo.raw):  # the recorded note of stages that do not apply (INR zoos)
+        write_if_changed(layout.skipped, document_text(skipped_document(zoo.name, zoo.raw)))
     for pop in zoo.populations:
         write_if_changed(layout.population_doc(pop), document_text(population_document(zoo, pop)))
     return layout
@@ -167,8 +170,13 @@ def train(population_path: str | Path, checkpoint: str | Path, models_out: str |
 
     torch.set_num_threads(1)
     pop = read_population(population_path)
-    result = train_population(pop.training_specs(), pop.model_ids, pop.checkpoints, progress=progress,
-                              label=f"{pop.zoo}/{pop.population}", state_path=resume)
+    if pop.members[0].spec["arch"] == "siren":  # an INR population: full-batch fits, no resume state (seconds)
+        from zoo.inr import fit_population
+
+        result = fit_population(pop.training_specs(), pop.model_ids, pop.checkpoints)
+    else:
+        result = train_population(pop.training_specs(), pop.model_ids, pop.checkpoints, progress=progress,
+                                  label=f"{pop.zoo}/{pop.population}", state_path=resume)
     meta = {"zoo": pop.zoo, "population": pop.population, "population_hash": pop.hash, **result.meta}
     save_checkpoints(checkpoint, result.checkpoints, pop.model_ids, meta)
     shape, n_classes = tuple(result.meta["input_shape"]), result.meta["n_classes"]

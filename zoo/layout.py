@@ -63,6 +63,11 @@ class ZooLayout:
         return f"{self.dir}/manifest.json"
 
     @property
+    def skipped(self) -> str:
+        """Stages that do not apply to this zoo, with reasons (INR zoos only; :mod:`zoo.stages`)."""
+        return f"{self.dir}/skipped.json"
+
+    @property
     def learners_dir(self) -> str:
         return f"{self.data}/learners/{self.zoo}"
 

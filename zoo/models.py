@@ -110,6 +110,10 @@ def param_shapes(spec: Mapping[str, Any], input_shape: tuple[int, ...], n_classe
         shapes["head.bias"] = (n_classes,)
     elif spec["arch"] == "transformer":
         shapes = transformer_shapes(spec, input_shape, n_classes)
+    elif spec["arch"] == "siren":  # coordinates in, signal values out (n_classes is not used)
+        from zoo.siren import signal_dims, siren_shapes
+
+        shapes = siren_shapes(spec, *signal_dims(input_shape))
     else:  # pragma: no cover - the schema rejects other archs
         raise ValueError(f"unknown arch {spec['arch']!r}")
     return shapes
@@ -127,6 +131,10 @@ def init_params(spec: Mapping[str, Any], input_shape: tuple[int, ...], n_classes
     an architecture start from the same weights whatever their learning rate or batch
     size (common random numbers across the temperature axes of a phase grid).
     """
+    if spec["arch"] == "siren":
+        from zoo.siren import init_siren, signal_dims
+
+        return init_siren(spec, *signal_dims(input_shape))
     gen = torch.Generator().manual_seed(derive_seed(spec["seed"], "init"))
     params: dict[str, Tensor] = {}
     shapes = param_shapes(spec, input_shape, n_classes)
@@ -355,6 +363,10 @@ class ResNet(nn.Module):
 def build_module(spec: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int, params: Mapping[str, Tensor] | None = None) -> nn.Module:
     """An ``nn.Module`` of ``spec``; loads ``params`` (one model's tensors) if given."""
     p = float(spec.get("dropout", 0.0))
+    if spec["arch"] == "siren":  # input_shape: the dataset's ([C, H, W] or [L]), as param_shapes
+        from zoo.siren import build_siren, signal_dims
+
+        return build_siren(spec, *signal_dims(input_shape), params)
     if spec["arch"] == "mlp":
         module: nn.Module = MLP(math.prod(input_shape), spec["width"], spec["depth"], n_classes, spec["activation"], p)
     elif spec["arch"] == "cnn":

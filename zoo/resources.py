@@ -165,6 +165,11 @@ def model_footprint(spec: Mapping[str, Any], shape: DataShape) -> Footprint:
             peak.append(2 * max(c, cout) * 9 * h * w + 4 * cout * h * w)
             c = cout
         return Footprint(params + n_out * c + n_out, tuple(kept), tuple(peak))
+    if arch == "siren":  # per coordinate: each hidden layer keeps its input, sin and cos (zoo.siren)
+        d, c = (1, 1) if len(x) == 1 else (len(x) - 1, x[0])
+        w, depth = spec["width"], spec["depth"]
+        params = w * d + w + (depth - 1) * (w * w + w) + c * w + c
+        return Footprint(params, tuple([3 * w] * depth + [2 * c]), tuple([3 * w] * depth + [2 * c]))
     if arch == "transformer":
         d, heads = spec["width"], spec["heads"]
         if d % heads:
@@ -189,6 +194,12 @@ def memory_bytes(spec: Mapping[str, Any], n_models: int, n_checkpoints: int) -> 
     fp = model_footprint(spec, shape)
     inputs = math.prod(shape.input_shape)
     slots = OPTIMIZER_SLOTS.get(spec.get("optimizer", "sgd"), 2)
+    if spec["arch"] == "siren":  # full batch over the signal's coordinates; every signal of the dataset loaded
+        coords = math.prod(shape.input_shape[1:] if len(shape.input_shape) > 1 else shape.input_shape)
+        total = n_models * fp.params * FLOAT_BYTES * (2 * n_checkpoints + 3 + 2 * slots)
+        total += n_models * (coords + 32) * (sum(fp.kept) + 4) * FLOAT_BYTES
+        total += (shape.n_train + shape.n_test) * inputs * FLOAT_BYTES * 3
+        return int(total + PROCESS_BYTES)
     batch = min(int(spec["batch_size"]), shape.n_train)
     chunk = min(EVAL_CHUNK, max(shape.n_train, shape.n_test))
     p = n_models
@@ -251,7 +262,7 @@ def check_population_memory(zoo_spec: ZooSpec, settings: Mapping[str, Any] | Non
     where = "settings.max_memory_gb" if limit_gb is not None else "this machine's memory"
     raise SpecError(
         f"zoo '{zoo_spec.name}': population {worst_id} ({len(members)} {spec['arch']} models of {n_params:,} "
-        f"parameters; {shape}; batch_size {spec['batch_size']}) needs about {worst / 2**30:,.1f} GiB, more than "
+        f"parameters; {shape}; batch_size {spec.get('batch_size', 'full')}) needs about {worst / 2**30:,.1f} GiB, more than "
         f"the {limit / 2**30:,.1f} GiB of {where}; use a smaller width/channels/depth/batch_size or "
         f"settings.population_size, or set settings.max_memory_gb for a larger machine"
     )

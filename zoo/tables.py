@@ -47,6 +47,20 @@ METRICS_SCHEMA = pa.schema([
     ("test_acc", pa.float64()), ("ggap", pa.float64()), ("diverged", pa.bool_()), ("wall_s", pa.float64()),
 ])
 
+#: INR zoos (DESIGN §11): the signal each model fits and the SIREN's frequencies, appended to ``models``.
+INR_MODEL_COLUMNS: dict[str, pa.DataType] = {
+    "signal_index": pa.int64(), "signal_split": pa.string(), "signal_class": pa.int64(),
+    "omega_0": pa.float64(), "hidden_omega": pa.float64(),
+}
+INR_MODELS_SCHEMA = pa.schema(list(MODELS_SCHEMA) + list(INR_MODEL_COLUMNS.items()))
+
+#: INR zoos: reconstruction quality per checkpoint, appended to ``metrics``. ``recon_mse`` is the
+#: mean squared error over coordinates and channels (signal values in [-1, 1]); ``psnr_db`` =
+#: 10·log10(2² / recon_mse). ``train_loss`` equals ``recon_mse`` (the fitting loss); ``train_acc``,
+#: ``test_loss``, ``test_acc`` and ``ggap`` are null (an INR has no held-out data).
+INR_METRIC_COLUMNS: dict[str, pa.DataType] = {"recon_mse": pa.float64(), "psnr_db": pa.float64()}
+INR_METRICS_SCHEMA = pa.schema(list(METRICS_SCHEMA) + list(INR_METRIC_COLUMNS.items()))
+
 WEIGHTS_SCHEMA = pa.schema([
     ("model_id", pa.string()), ("zoo", pa.string()), ("population", pa.string()), ("epoch", pa.int64()),
     ("tensor", pa.string()), ("layer", pa.string()), ("kind", pa.string()),
@@ -80,18 +94,23 @@ def models_table(zoo_name: str, population: str, models: Sequence[ModelSpec], n_
     (:func:`zoo.layout.population_document`): it changes exactly when the trained bits may.
     """
     ver = versions()
+    inr = bool(models) and models[0].spec.get("arch") == "siren"
     rows = []
     for m, d in zip(models, diverged_epoch):
         row: dict[str, Any] = {"model_id": m.model_id, "zoo": zoo_name, "population": population}
         row.update({k: m.spec.get(k, HYPERPARAMETER_DEFAULTS.get(k)) for k in HYPERPARAMETER_COLUMNS})
+        if inr:
+            row.update({k: m.spec.get(k) for k in INR_MODEL_COLUMNS})
+            row.update(activation="sine", label_noise=None, dropout=None, init=None)  # no such axes for a SIREN fit
         row.update(n_params=n_params, diverged_epoch=d, spec_json=canonical_json(m.spec), population_hash=population_hash, **ver)
         rows.append(row)
-    return pa.Table.from_pylist(rows, schema=MODELS_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=INR_MODELS_SCHEMA if inr else MODELS_SCHEMA)
 
 
 def metrics_table(zoo_name: str, population: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """One row per model × checkpoint epoch."""
-    return pa.Table.from_pylist([{**r, "zoo": zoo_name, "population": population} for r in rows], schema=METRICS_SCHEMA)
+    """One row per model × checkpoint epoch (INR populations: with ``recon_mse`` and ``psnr_db``)."""
+    schema = INR_METRICS_SCHEMA if rows and "psnr_db" in rows[0] else METRICS_SCHEMA
+    return pa.Table.from_pylist([{**r, "zoo": zoo_name, "population": population} for r in rows], schema=schema)
 
 
 def tensor_layer_kind(name: str) -> tuple[str, str]:

@@ -79,6 +79,15 @@ rule spectral_condition_figure:
 
 
 ZOO_OUTPUTS.append(
-    lambda zoo: layout(zoo).population_tables(populations(zoo), ("lmc", "merging"))
-    + [layout(zoo).figure(n) for n in ("merging_phases.png", "spectral_condition.png")]
+    lambda zoo: (
+        layout(zoo).population_tables(populations(zoo), ("lmc", "merging"))
+        if stage_applies(zoo, "lmc_merging")
+        else []
+    )
+    + (
+        [layout(zoo).figure("merging_phases.png")]
+        if stage_applies(zoo, "merging_figure")
+        else []
+    )
+    + [layout(zoo).figure("spectral_condition.png")]
 )

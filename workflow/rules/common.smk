@@ -10,6 +10,7 @@ from zoo.errors import ZooError
 from zoo.jobs import write_zoo_documents
 from zoo.layout import ZooLayout
 from zoo.resources import population_memory_bytes
+from zoo.stages import applies, grid_metric, skipped_stages
 
 try:
     # re-reads the config files with the strict loader (no aliases, no duplicate keys),
@@ -87,10 +88,17 @@ ZOO_OUTPUTS = []
 FINAL_TARGETS = []
 
 
+def stage_applies(zoo, stage):
+    """Whether ``stage`` builds outputs for ``zoo`` (INR zoos skip the classifier-only stages, zoo.stages)."""
+    return applies(ZOOS[zoo].raw, stage)
+
+
 def zoo_outputs(zoo):
     """Every file the workflow makes for one zoo (spec, population documents, checkpoints, tables, figures, learners)."""
     lay = layout(zoo)
     files = [lay.spec] + [lay.population_doc(p) for p in populations(zoo)]
+    if skipped_stages(ZOOS[zoo].raw):
+        files.append(lay.skipped)
     for outputs in ZOO_OUTPUTS:
         files += outputs(zoo)
     return files

@@ -53,6 +53,14 @@ rule phases:
 
 
 ZOO_OUTPUTS.append(
-    lambda zoo: layout(zoo).population_tables(populations(zoo), ("landscape",))
-    + [layout(zoo).phases, layout(zoo).figure("phase_diagram.png")]
+    lambda zoo: (
+        layout(zoo).population_tables(populations(zoo), ("landscape",))
+        if stage_applies(zoo, "landscape")
+        else []
+    )
+    + (
+        [layout(zoo).phases, layout(zoo).figure("phase_diagram.png")]
+        if stage_applies(zoo, "phases")
+        else []
+    )
 )

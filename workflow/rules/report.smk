@@ -52,8 +52,10 @@ rule grid_accuracy:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        metric=lambda w: grid_metric(ZOOS[w.zoo].raw),
     shell:
-        "zoo plot grid --models {input.models} --metrics {input.metrics} --metric test_acc --out {output} 2> {log}"
+        "zoo plot grid --models {input.models} --metrics {input.metrics} --metric {params.metric} --out {output} 2> {log}"
 
 
 rule provenance:

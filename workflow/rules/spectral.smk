@@ -47,5 +47,9 @@ rule spectral_figures:
 
 ZOO_OUTPUTS.append(
     lambda zoo: layout(zoo).population_tables(populations(zoo), ("spectral",))
-    + [layout(zoo).figure("spectral_alpha.png")]
+    + (
+        [layout(zoo).figure("spectral_alpha.png")]
+        if stage_applies(zoo, "spectral_figures")
+        else []
+    )
 )

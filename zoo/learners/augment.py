@@ -5,6 +5,8 @@ Symmetries (the function, i.e. the logits, is unchanged — tests check it to 1e
 - :func:`permute_hidden` — permute the hidden neurons (MLP) / channels (CNN) of every hidden layer;
 - :func:`relu_rescale` — scale a hidden unit's incoming weights and bias by ``c > 0`` and its
   outgoing weights by ``1/c`` (exact for positively homogeneous activations: ReLU, identity);
+- :func:`sign_flip` — negate a hidden unit's incoming weights and bias together with its
+  outgoing weights (exact for odd activations: sine — SIRENs, since sin(−x) = −sin(x) —, tanh, identity);
 - :func:`weight_matching` + :func:`apply_permutation` — Git Re-Basin weight matching
   (Ainsworth et al. 2023, Alg. 1): align network B to A by a Hungarian assignment per hidden
   layer (coordinate ascent on Σ_l ⟨W_l^A, P_l W_l^B P_{l-1}ᵀ⟩).
@@ -37,6 +39,8 @@ from zoo.learners.dataset import layer_pairs
 Params = dict[str, Tensor]
 #: Activations f with f(c·x) = c·f(x) for c > 0, for which :func:`relu_rescale` is a symmetry.
 HOMOGENEOUS = ("relu", "identity")
+#: Odd activations f(−x) = −f(x), for which :func:`sign_flip` is a symmetry (``sine``: SIRENs).
+ODD = ("sine", "tanh", "identity")
 
 
 def hidden_sizes(params: Mapping[str, Tensor]) -> list[int]:
@@ -84,6 +88,27 @@ def relu_rescale(params: Mapping[str, Tensor], rng: np.random.Generator, log_ran
         out[w] = out[w] * c.view(-1, *[1] * (out[w].dim() - 1))
         out[b] = out[b] * c
         out[w_next] = out[w_next] / c.view(1, -1, *[1] * (out[w_next].dim() - 2))
+    return {k: out[k] for k in params}
+
+
+def sign_flip(params: Mapping[str, Tensor], rng: np.random.Generator, activation: str = "sine") -> Params:
+    """Negate each hidden unit's in-weights and bias, and its out-weights, with probability 1/2 per unit.
+
+    A symmetry of networks with an odd activation (:data:`ODD`): the unit's output changes
+    sign and the next layer's weights change it back, so the function is unchanged.
+    """
+    if activation not in ODD:
+        raise SpecError(f"learn.augments: 'signflip' is a symmetry only for {'/'.join(ODD)} networks, "
+                        f"not {activation!r}; drop it for this zoo")
+    out = dict(params)
+    pairs = layer_pairs(params)
+    for li, n in enumerate(hidden_sizes(params)):
+        s = torch.from_numpy(np.where(rng.random(n) < 0.5, -1.0, 1.0)).to(out[pairs[li][0]].dtype)
+        w, b = pairs[li]
+        w_next = pairs[li + 1][0]
+        out[w] = out[w] * s.view(-1, *[1] * (out[w].dim() - 1))
+        out[b] = out[b] * s
+        out[w_next] = out[w_next] * s.view(1, -1, *[1] * (out[w_next].dim() - 2))
     return {k: out[k] for k in params}
 
 
@@ -214,12 +239,14 @@ class Augmenter:
         self.alpha, self.sigma, self.drop_p = alpha, sigma, drop_p
         self.max_quantile, self.log_range = max_quantile, log_range
         self.prealigned = False
-        if "mixup-match" in self.steps and any(s in ("permutation", "rescale") for s in
+        if "mixup-match" in self.steps and any(s in ("permutation", "rescale", "signflip") for s in
                                                self.steps[: self.steps.index("mixup-match")]):
             raise SpecError(f"learn.augments {name!r}: put mixup-match before permutation/rescale "
                             "(it mixes networks aligned to one reference; a symmetry step before it would undo that)")
         if "rescale" in self.steps and activation not in HOMOGENEOUS:
             relu_rescale({}, self.rng, activation=activation)  # raises the SpecError
+        if "signflip" in self.steps and activation not in ODD:
+            sign_flip({}, self.rng, activation=activation)  # raises the SpecError
 
     @property
     def needs_partner(self) -> bool:
@@ -238,6 +265,8 @@ class Augmenter:
                 params = permute_hidden(params, rng)
             elif step == "rescale":
                 params = relu_rescale(params, rng, self.log_range, self.activation)
+            elif step == "signflip":
+                params = sign_flip(params, rng, self.activation)
             elif step == "noise":
                 params = gaussian_noise(params, rng, self.sigma)
             elif step == "dropout":

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import SpecError
-from zoo.learners.augment import HOMOGENEOUS, parse_augment
+from zoo.learners.augment import HOMOGENEOUS, ODD, parse_augment
 from zoo.learners.dataset import WeightDataset
 from zoo.learners.features import SkipLearner
 from zoo.learners.scores import N_BOOT, bootstrap_tau, regression_scores
@@ -91,6 +91,9 @@ def _activation(meta: Any, augment: str) -> str:
     acts = sorted(meta["activation"].dropna().unique()) if "activation" in meta.columns else ["relu"]
     if "rescale" in parse_augment(augment) and (len(acts) != 1 or acts[0] not in HOMOGENEOUS):
         raise SkipLearner(f"augmentation 'rescale' is a symmetry only for {'/'.join(HOMOGENEOUS)} networks; "
+                          f"this zoo has {', '.join(map(str, acts))} (skipped)")
+    if "signflip" in parse_augment(augment) and (len(acts) != 1 or acts[0] not in ODD):
+        raise SkipLearner(f"augmentation 'signflip' is a symmetry only for {'/'.join(ODD)} networks; "
                           f"this zoo has {', '.join(map(str, acts))} (skipped)")
     return str(acts[0]) if acts else "relu"
 

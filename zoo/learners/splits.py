@@ -12,7 +12,10 @@ Split kinds (the ``split`` column): ``model`` (the random partition above);
 ``region:<axis>:<low|high>`` — out-of-region: the models whose value on ``<axis>`` (a
 ``models`` column such as ``lr``) is among the highest (lowest) third of that axis's distinct
 values are the test set; ``phase:<label>`` — the models labelled ``<label>`` in
-``phases.parquet`` are the test set. Validation models are drawn from the non-test ones.
+``phases.parquet`` are the test set; ``signal`` (INR zoos, the NFN/DWS protocol) — the INRs
+of the dataset's **test signals** (``models.signal_split == 'test'``) are the test set, so no
+test signal is fitted by a train or validation INR. Validation models are drawn from the
+non-test ones.
 
 The split is a function of the **split seed and the model ids only** (never of a learner
 seed): each id gets the rank key ``blake2b(split_seed, model_id)``, the ids are ordered by
@@ -86,6 +89,11 @@ def assign_models(meta: Any, split: str, split_seed: int, test_frac: float = 0.5
     parts = split.split(":")
     if parts[0] == "model" and len(parts) == 1:
         test = set(order[: max(1, round(test_frac * n))])
+    elif parts[0] == "signal" and len(parts) == 1:
+        if "signal_split" not in meta.columns:
+            raise SpecError(f"learn.split {split!r}: needs an INR zoo (models.signal_split); use split 'model' here")
+        per_model = meta.drop_duplicates("model_id").set_index("model_id")["signal_split"]
+        test = {m for m, v in per_model.items() if v == "test"}
     elif parts[0] == "region" and len(parts) == 3 and parts[2] in REGION_SIDES:
         axis = parts[1]
         if axis not in meta.columns:
@@ -108,7 +116,7 @@ def assign_models(meta: Any, split: str, split_seed: int, test_frac: float = 0.5
         if not test:
             raise SpecError(f"learn.split {split!r}: no model has phase {label!r}; labels: {sorted(per_model.dropna().unique())}")
     else:
-        raise SpecError(f"learn.split {split!r}: use 'model', 'region:<axis>:<low|high>' or 'phase:<label>'")
+        raise SpecError(f"learn.split {split!r}: use 'model', 'signal', 'region:<axis>:<low|high>' or 'phase:<label>'")
     rest = [m for m in order if m not in test]
     n_val = max(1, round(val_frac * len(rest))) if len(rest) > 2 else 0
     val = set(rest[:n_val])

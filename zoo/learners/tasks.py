@@ -3,7 +3,9 @@
 - ``test_acc``, ``ggap`` (train_acc − test_acc) — from ``metrics`` (R² in regression zoos);
 - ``epoch`` — the checkpoint epoch;
 - ``log_<axis>`` — log10 of a ``models`` column (e.g. ``log_lr``, ``log_batch_size``);
-- ``phase`` — the phase label from ``phases.parquet`` (classification).
+- ``phase`` — the phase label from ``phases.parquet`` (classification);
+- ``class`` — INR zoos: the class of the signal the INR fitted (``models.signal_class``;
+  classification, scored by accuracy; use it with ``split: signal``, the NFN/DWS protocol).
 
 A task the zoo cannot provide is refused here with one line: an unknown name or a
 ``log_<axis>`` with no such column is a :class:`~zoo.errors.SpecError` (a config error);
@@ -35,8 +37,8 @@ def is_numeric(column: Any) -> bool:
 
 
 def task_kind(task: str) -> str:
-    """``'classification'`` for ``phase``, ``'regression'`` otherwise."""
-    return "classification" if task == "phase" else "regression"
+    """``'classification'`` for ``phase`` and ``class``, ``'regression'`` otherwise."""
+    return "classification" if task in ("phase", "class") else "regression"
 
 
 def task_target(meta: Any, task: str) -> np.ndarray:
@@ -49,6 +51,12 @@ def task_target(meta: Any, task: str) -> np.ndarray:
         labels = meta["phase"].to_numpy(dtype=object)
         # 'unlabelled' (a metric the thresholds need is missing) is no class: drop those samples
         return np.array([None if v is None or v != v or v == "unlabelled" else v for v in labels], dtype=object)
+    if task == "class":
+        if "signal_class" not in meta.columns:
+            raise SkipLearner("task 'class' is the fitted signal's class: it needs an INR zoo (arch siren, "
+                              "models.signal_class) (skipped)")
+        # class names as strings, like phase labels (scikit-learn refuses object arrays of ints)
+        return np.array([None if v is None or v != v else str(int(v)) for v in meta["signal_class"]], dtype=object)
     if task.startswith("log_"):
         axis = task[4:]
         if axis not in meta.columns:
