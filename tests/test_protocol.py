@@ -240,3 +240,18 @@ def test_paired_bootstrap_of_a_difference_is_tighter_than_either_interval():
     a_lo, a_hi = bootstrap_tau(y, [better], groups, n_boot=300)
     assert hi - lo < a_hi - a_lo
     assert bootstrap_delta(y, [better], [better], groups, n_boot=50) == (0.0, 0.0)
+
+
+def test_bootstrap_accuracy_brackets_the_accuracy_and_narrows_with_more_models():
+    from zoo.learners.scores import bootstrap_accuracy
+
+    rng = np.random.default_rng(2)
+    intervals = []
+    for n in (100, 1600):
+        y = rng.integers(0, 10, n).astype(str)
+        preds = [np.where(rng.random(n) < 0.7, y, "x") for _ in range(3)]  # 70 % right, per seed
+        lo, hi = bootstrap_accuracy(y, preds, np.arange(n), n_boot=300)
+        acc = np.mean([np.mean(p == y) for p in preds])
+        assert lo < acc < hi
+        intervals.append(hi - lo)
+    assert intervals[1] < intervals[0] / 2.5  # ~1/sqrt(16) = 1/4 as wide

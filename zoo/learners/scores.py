@@ -78,6 +78,18 @@ def bootstrap_tau(y: np.ndarray, preds: Sequence[np.ndarray], groups: np.ndarray
     return float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
 
 
+def bootstrap_accuracy(y: np.ndarray, preds: Sequence[np.ndarray], groups: np.ndarray, n_boot: int = N_BOOT,
+                       seed: int = BOOT_SEED, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Percentile interval of the mean accuracy over ``preds`` (one label array per seed), resampling models."""
+    y = np.asarray(y, dtype=object)
+    hits = np.stack([np.asarray(p, dtype=object) == y for p in preds]).astype(np.float64)  # [seeds, rows]
+    if len(np.unique(groups)) < 3:
+        return None, None
+    stats = [float(hits[:, idx].mean()) for idx in _cluster_draws(np.asarray(groups), n_boot, seed)]
+    a = (1 - level) / 2
+    return float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
+
+
 def bootstrap_delta(y: np.ndarray, preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray], groups: np.ndarray,
                     n_boot: int = N_BOOT, seed: int = BOOT_SEED, level: float = 0.95) -> tuple[float, float]:
     """Paired percentile interval of mean-τ(a) − mean-τ(b): both scored on the same resampled test models.
