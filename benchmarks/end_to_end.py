@@ -39,6 +39,8 @@ OUT = Path(__file__).resolve().parent / "out"
 FULL = ROOT / "config" / "large-10k.yaml"
 #: What a job's process loads before it works (the zoo CLI imports lazily per command).
 STARTUP_CODE = "import torch, numpy, pyarrow, pyarrow.parquet, zoo.cli, zoo.store, zoo.train, zoo.spectral, zoo.landscape"
+#: Rules whose job never imports torch (``zoo weights`` reads checkpoints with NumPy).
+STARTUP_CODE_BY_RULE = {"weights": "import numpy, pyarrow, pyarrow.parquet, safetensors, zoo.cli, zoo.store, zoo.tables"}
 
 
 def subset_config(seeds: int, batch_sizes: list[int]) -> dict:
@@ -59,12 +61,12 @@ def count_models(cfg: dict) -> tuple[int, int]:
     return sum(len(z.models) for z in zoos.values()), sum(len(z.populations) for z in zoos.values())
 
 
-def startup_cpu_s(repeats: int = 3) -> float:
+def startup_cpu_s(repeats: int = 3, code: str = STARTUP_CODE) -> float:
     """Best CPU seconds (user + system) of a process that only imports what a job imports."""
     best = float("inf")
     for _ in range(repeats):
         before = os.times()
-        subprocess.run([sys.executable, "-c", STARTUP_CODE], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True)
         after = os.times()
         best = min(best, (after.children_user - before.children_user) + (after.children_system - before.children_system))
     return best
@@ -176,10 +178,12 @@ def main() -> None:
     parallel = read_benchmarks(work / "data")
     zoo_name = next(iter(cfg["zoos"]))
     stages, per_job = measure_jobs(work, jobs_of(log), zoo_name)
-    start = startup_cpu_s()
+    start_default = startup_cpu_s()
+    start_by_rule = {rule: startup_cpu_s(code=code) for rule, code in STARTUP_CODE_BY_RULE.items()}
 
     rows = []
     for rule, st in sorted(stages.items(), key=lambda kv: -kv[1]["cpu_s"]):
+        start = start_by_rule.get(rule, start_default)
         models = st["models"] or n_models  # per-zoo rules (phases, catalog, figures) see every model
         per_model = st["cpu_s"] / models
         startup = min(1.0, start * st["jobs"] / max(st["cpu_s"], 1e-9))
@@ -190,15 +194,16 @@ def main() -> None:
         rows.append({"stage": rule, "jobs": int(st["jobs"]), "cpu_s": st["cpu_s"], "alone_wall_s": st["alone_wall_s"],
                      "cpu_s_per_model": per_model, "startup_share": startup,
                      "max_rss_mb": parallel.get(rule, {}).get("max_rss_mb", float("nan")),
-                     "full_jobs": jobs_full, "full_cpu_s": cpu_full})
+                     "full_jobs": jobs_full, "full_cpu_s": cpu_full, "startup_cpu_s": start})
     total_cpu = sum(r["cpu_s"] for r in rows)
     full_cpu = sum(r["full_cpu_s"] for r in rows)
-    full_startup = sum(start * r["full_jobs"] for r in rows) / max(full_cpu, 1e-9)
+    full_startup = sum(r["startup_cpu_s"] * r["full_jobs"] for r in rows) / max(full_cpu, 1e-9)
     OUT.mkdir(exist_ok=True)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = {"models": n_models, "populations": n_pops, "wall_s": wall, "cores": args.cores, "startup_cpu_s": start,
+    meta = {"models": n_models, "populations": n_pops, "wall_s": wall, "cores": args.cores, "startup_cpu_s": start_default,
+            "startup_cpu_s_by_rule": start_by_rule,
             "dry_run_full_s": dry_s, "full_models": n_full, "full_populations": n_full_pops,
             "load_before": load_before[0], "load_after": load_after[0], "full": args.full}
     table = pa.Table.from_pylist(rows).replace_schema_metadata({"run": json.dumps(meta)})
@@ -210,7 +215,8 @@ def main() -> None:
     lines = [f"End to end on {what}: {n_models:,} models in {n_pops} populations, `snakemake --cores {args.cores}`, "
              f"{wall:,.0f} s wall ({wall / 60:.1f} min); load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
              f"after (2 cores shared). CPU seconds: every job re-run alone afterwards (exact user + system time). "
-             f"Start-up of one job (Python + torch + zoo imports): {start:.2f} CPU-s. "
+             f"Start-up of one job (Python + torch + zoo imports): {start_default:.2f} CPU-s"
+             + "".join(f"; of a `{r}` job (no torch): {v:.2f}" for r, v in start_by_rule.items()) + ". "
              f"`snakemake --dry-run` of the full {n_full:,}-model spec: {dry_s:.1f} s.", "",
              "| stage | jobs | CPU s | CPU s / model | start-up share | max RSS MB | "
              f"extrapolated to {n_full:,} models: jobs | CPU s |",

@@ -99,3 +99,21 @@ def test_query_formats_and_out_file(catalog, tmp_path, fmt):
 def test_query_without_catalog_is_a_clear_error(tmp_path, capsys):
     assert main(["query", "SELECT 1", "--db", str(tmp_path / "none.duckdb")]) == 1
     assert "run the workflow first" in capsys.readouterr().err
+
+
+def test_weights_job_reads_checkpoints_without_torch_and_writes_the_same_table(tmp_path):
+    import subprocess
+    import sys
+
+    ckpts = {0: {"layers.0.weight": torch.randn(3, 4, 5), "layers.0.bias": torch.randn(3, 4)},
+             2: {"layers.0.weight": torch.randn(3, 4, 5), "layers.0.bias": torch.randn(3, 4)}}
+    path = tmp_path / "p.safetensors"
+    save_checkpoints(path, ckpts, ["a", "b", "c"], {"zoo": "z", "population": "p", "population_hash": "h"})
+    out = tmp_path / "w.parquet"
+    code = ("import sys; from zoo.cli import main; "
+            f"main(['weights', {str(path)!r}, '--out', {str(out)!r}]); "
+            "sys.exit(3 if 'torch' in sys.modules else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr  # 3: the job imported torch (~1.5 CPU-s of start-up)
+    via_torch = weights_table("z", "p", load_checkpoints(path)[0], ["a", "b", "c"])
+    assert read_table(out, "weights").equals(via_torch)

@@ -197,7 +197,7 @@ def weights(checkpoint: str | Path, out: str | Path) -> None:
     """Flatten one population checkpoint into the ``weights`` table."""
     from zoo.tables import weights_table
 
-    ckpts, ids, meta = load_checkpoints(checkpoint)
+    ckpts, ids, meta = load_checkpoints(checkpoint, framework="numpy")
     table = weights_table(meta.get("zoo", ""), meta.get("population", Path(checkpoint).stem), ckpts, ids)
     write_table(table, out, "weights", {"population_hash": meta.get("population_hash", "")})
 

@@ -79,15 +79,19 @@ def save_checkpoints(path: str | Path, checkpoints: Mapping[int, Mapping[str, An
         save_file(tensors, str(tmp), metadata={"zoo": json.dumps(doc, sort_keys=True)})
 
 
-def load_checkpoints(path: str | Path) -> tuple[dict[int, dict[str, Any]], list[str], dict[str, Any]]:
-    """Inverse of :func:`save_checkpoints`: ``(checkpoints, model_ids, meta)``."""
+def load_checkpoints(path: str | Path, framework: str = "pt") -> tuple[dict[int, dict[str, Any]], list[str], dict[str, Any]]:
+    """Inverse of :func:`save_checkpoints`: ``(checkpoints, model_ids, meta)``.
+
+    ``framework="numpy"`` returns NumPy arrays and never imports torch (the ``weights`` job
+    needs no torch: importing it is ~1.5 CPU-s of the job's start-up).
+    """
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint missing; re-run the workflow to train its population")
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework=framework) as fh:
             raw_meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:
