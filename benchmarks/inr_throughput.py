@@ -62,7 +62,7 @@ def fit_plain(spec: dict, signals, steps: int) -> float:
         loss = ((net(x) - y) ** 2).mean()
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def main() -> None:
