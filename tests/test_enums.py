@@ -40,6 +40,7 @@ SCHEMA_ENUMS = {
     ("$defs", "zoo", "properties", "dataset"): enums.DATASETS,
     ("$defs", "zoo", "properties", "grid", "propertyNames"): enums.GRID_AXES,
     ("$defs", "zoo", "properties", "signals", "properties", "split"): enums.SIGNAL_SPLITS,
+    ("$defs", "zoo", "properties", "signals", "properties", "init"): enums.SIGNAL_INITS,
     ("properties", "learn", "properties", "learners", "items"): enums.LEARNERS,
     ("properties", "learn", "properties", "protocol"): enums.LEARN_PROTOCOLS,
 }

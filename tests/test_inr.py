@@ -58,6 +58,22 @@ def test_siren_weights_independent_of_population_size_and_order():
         "each INR starts from its own draw"
 
 
+def test_shared_init_starts_every_signal_of_a_seed_from_the_same_weights():
+    per_signal = load_zoos(inr_spec())["inr"]
+    shared = load_zoos(inr_spec(signals={"per_class": 2, "split": "both", "init": "shared"}, seeds=[0, 1]))["inr"]
+    assert {m.model_id for m in per_signal.models}.isdisjoint({m.model_id for m in shared.models})
+    from zoo.siren import init_siren
+
+    by_seed: dict[int, list] = {}
+    for m in shared.models:
+        by_seed.setdefault(m.spec["seed"], []).append(init_siren(m.spec, 2, 1)["layers.1.weight"])
+    for weights in by_seed.values():
+        assert len(weights) == 40 and all(torch.equal(w, weights[0]) for w in weights)
+    assert not torch.equal(by_seed[0][0], by_seed[1][0])  # another seed, another draw
+    firsts = [init_siren(m.spec, 2, 1)["layers.1.weight"] for m in per_signal.models[:2]]
+    assert not torch.equal(*firsts)
+
+
 def _reconstruction(spec, params, signals, split, index):
     from zoo.models import build_module
 

@@ -38,6 +38,8 @@ DATASETS: tuple[str, ...] = (
 SIGNAL_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "mnist1d")
 #: ``signals.split``: fit the signals of the dataset's train split, its test split, or both.
 SIGNAL_SPLITS: tuple[str, ...] = ("train", "test", "both")
+#: ``signals.init`` of an INR zoo: every INR its own initial draw, or one draw per seed shared by all signals.
+SIGNAL_INITS: tuple[str, ...] = ("per_signal", "shared")
 
 #: ``Dataset.task``: what the targets are (regression zoos hold R² in the ``*_acc`` columns).
 TASK_KINDS: tuple[str, ...] = ("classification", "regression")

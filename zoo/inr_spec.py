@@ -13,6 +13,9 @@ What :func:`zoo.config.check_zoo` and :func:`zoo.config.expand_zoo` call for ``a
 Every model spec of an INR zoo carries ``signal_split``, ``signal_index`` and
 ``signal_class`` (per-model keys: the signals of one shape share a population).
 ``epochs`` counts full-batch steps (one step = every coordinate once = one epoch).
+``signals.init: shared`` adds ``signal_init: shared`` to every model spec: the INRs of one
+seed then start from the same weights (:func:`zoo.siren.init_siren`), as the classifiers of
+one architecture do; the default (``per_signal``) gives every INR its own draw.
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ def inr_base(raw: Mapping[str, Any], arch_keys: tuple[str, ...], defaults: Mappi
     for key in arch_keys:
         value = raw["model"].get(key, defaults[key])
         base[key] = float(value) if key in ("omega_0", "hidden_omega") else value
+    if raw["signals"].get("init", "per_signal") == "shared":  # absent by default: per-signal ids unchanged
+        base["signal_init"] = "shared"
     opt = {**INR_OPTIMIZER_DEFAULTS, **raw.get("optimizer", {})}
     base.update(optimizer=opt["name"], lr=float(opt["lr"]), momentum=float(opt["momentum"]),
                 weight_decay=float(opt["weight_decay"]), epochs=raw["epochs"])

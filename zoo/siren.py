@@ -13,7 +13,9 @@ take SIRENs unchanged. Initialisation (Sitzmann et al., their reference code): t
 layer's weights ~ U(−1/in, 1/in), every later layer's ~ U(−√(6/in)/ω, √(6/in)/ω) with
 the hidden ω; biases PyTorch's default U(±1/√in). The generator is seeded by
 ``derive_seed(seed, "init", signal_split, signal_index)``: every INR of a zoo starts from
-its own draw (even with one seed), and the draw depends on the model's spec alone.
+its own draw (even with one seed), and the draw depends on the model's spec alone; with
+``signals.init: shared`` (spec key ``signal_init: shared``) by ``derive_seed(seed, "init")``,
+so every INR of one seed starts from the same weights.
 
 Fitting (:class:`SirenPopulation`): ``P`` SIRENs of one shape fit ``P`` signals at once,
 full batch (every coordinate every step, one step = one epoch), loss = mean squared
@@ -64,7 +66,8 @@ def signal_dims(input_shape: Sequence[int]) -> tuple[int, int]:
 
 def init_siren(spec: Mapping[str, Any], in_features: int, out_features: int) -> dict[str, Tensor]:
     """Sitzmann et al.'s initialisation (module docstring), from the model's seed only."""
-    signal = (spec["signal_split"], int(spec["signal_index"])) if "signal_index" in spec else ()
+    shared = spec.get("signal_init") == "shared"  # signals.init: shared — one draw per seed for every signal
+    signal = (spec["signal_split"], int(spec["signal_index"])) if "signal_index" in spec and not shared else ()
     gen = torch.Generator().manual_seed(derive_seed(spec["seed"], "init", *signal))
     _, hidden = omegas(spec)
     params: dict[str, Tensor] = {}
