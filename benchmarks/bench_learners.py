@@ -129,6 +129,8 @@ def mixup_speed(zoo_dir: str, epochs: int) -> None:
 
     The pooled protocol's training networks (every checkpoint), split seed 0, learner seed 0,
     ``epochs`` epochs without early stopping; the two fits differ only in ``align_once``.
+    Reported in CPU seconds of this process (one thread), which a shared machine's load
+    does not inflate the way it inflates wall time.
     """
     import numpy as np
     import torch
@@ -146,9 +148,33 @@ def mixup_speed(zoo_dir: str, epochs: int) -> None:
     for once in (True, False):
         est = NeuralLearner("equivariant", augment="mixup-match", seed=0, max_epochs=epochs, patience=10**6,
                             align_once=once)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         est.fit(data.subset(tr), y[tr], data.subset(va), y[va])
-        print(f"align_once={once}: fit {time.perf_counter() - t0:.1f} s ({est.epochs_run_} epochs)", flush=True)
+        print(f"align_once={once}: fit {time.process_time() - c0:.1f} CPU-s, {time.perf_counter() - t0:.1f} s wall "
+              f"({est.epochs_run_} epochs)", flush=True)
+
+
+#: A model is "at chance" when its final test accuracy is within 0.05 of 1 / n_classes (10 classes here).
+CHANCE_MARGIN = 0.05
+
+
+def describe_zoo(zoo_dir: str | Path) -> str:
+    """One line on a benchmark zoo: models, checkpoint epochs, share at chance, final test-accuracy quartiles."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from zoo.layout import current_table_files
+
+    m = pd.concat([pq.read_table(f, columns=["model_id", "epoch", "test_acc"]).to_pandas()
+                   for f in current_table_files(zoo_dir, "metrics")], ignore_index=True)
+    final = m[m.epoch == m.epoch.max()].test_acc.to_numpy()
+    n_classes = 10  # digits and MNIST-1D, the benchmark's datasets
+    at_chance = float(np.mean(final <= 1 / n_classes + CHANCE_MARGIN))
+    q1, q2, q3 = np.quantile(final, [0.25, 0.5, 0.75])
+    epochs = ", ".join(str(e) for e in sorted(m.epoch.unique()))
+    return (f"{m.model_id.nunique():,} models, checkpoints at epochs {epochs}; final test accuracy quartiles "
+            f"{q1:.3f} / {q2:.3f} / {q3:.3f}; {at_chance:.1%} at chance (≤ {1 / n_classes + CHANCE_MARGIN:.2f})")
 
 
 def predictions_path(results: str | Path) -> Path:
@@ -164,8 +190,11 @@ def fmt(x: float | None, nd: int = 3) -> str:
     return "–" if x is None or x != x else f"{x:.{nd}f}"
 
 
-def markdown(results_files: list[str]) -> str:
-    """The benchmark table (one block per zoo × task) and a verdict line for each block."""
+def markdown(results_files: list[str], data: str | Path = "data") -> str:
+    """The benchmark table (one block per zoo × task) and a verdict line for each block.
+
+    A zoo whose folder is under ``data/zoos/`` gets a line describing it (:func:`describe_zoo`).
+    """
     import pandas as pd
 
     from zoo.learners.scores import bootstrap_delta, seed_summary, separated
@@ -185,7 +214,9 @@ def markdown(results_files: list[str]) -> str:
         skipped = res[res.status != "ok"].drop_duplicates(["zoo", "task", "learner", "augment"])
         for (zoo_name, task, proto), g in summary.groupby(["zoo", "task", "protocol"], sort=False):
             first = g.iloc[0]
-            lines = [f"**{zoo_name}**, task `{task}`, protocol `{proto}` (split seed {first.split_seed}; "
+            zoo_dir = Path(data) / "zoos" / zoo_name
+            about = [f"Zoo: {describe_zoo(zoo_dir)}.", ""] if (zoo_dir / "spec.json").is_file() else []
+            lines = about + [f"**{zoo_name}**, task `{task}`, protocol `{proto}` (split seed {first.split_seed}; "
                      f"{first.n_train_models} / {first.n_val_models} / {first.n_test_models} train / val / test models — "
                      f"the GBMs fit on train + val; learner seeds {first.seeds})",
                      "", "| learner | augment | Kendall τ (mean ± std over seeds) | 95 % bootstrap CI (test models) "
@@ -256,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("table", help="Markdown table from results files")
     t.add_argument("results", nargs="+")
     t.add_argument("--markdown", default=None, help="also write the table to this file")
+    t.add_argument("--data", default="data", help="data folder holding the zoos (for the line describing each)")
     a = p.parse_args(argv)
     if a.cmd == "build":
         build(a.configs, a.data)
@@ -270,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             out = str(Path(a.out) / f"learners-{z}.parquet")
             run(f"{a.data}/zoos/{z}", out, rows, PLAN[z], a.seeds, a.split_seed, "nfn", DEFAULT_OPTIONS, resume=True)
             files.append(out)
-        text = markdown(files)
+        text = markdown(files, a.data)
         Path(a.out, "learners_bench.md").write_text(text)
         print(text)
         print(f"bench-learners: {time.perf_counter() - t0:.0f} s in all", file=sys.stderr)
@@ -279,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         options = {**DEFAULT_OPTIONS, **json.loads(a.options)}
         run(a.zoo_dir, a.out, rows, a.tasks, a.seeds, a.split_seed, a.protocol, options, a.resume)
     else:
-        text = markdown(a.results)
+        text = markdown(a.results, a.data)
         print(text)
         if a.markdown:
             Path(a.markdown).write_text(text)
