@@ -30,11 +30,12 @@ AUGMENTS_FLAT = ["none", "permutation", "signflip", "permutation+signflip", "noi
                  "mixup-match"]
 PLAN: list[tuple[int, list[tuple[str, str]]]] = [
     (100, [("statnn-gbm", "none"), *[("flat-mlp", a) for a in AUGMENTS_FLAT],
-           ("equivariant", "none"), ("equivariant", "signflip"), ("equivariant", "noise")]),
+           ("equivariant", "none"), ("equivariant", "signflip"), ("equivariant", "noise"), ("nfn-hnp", "none")]),
     (200, [("statnn-gbm", "none"), ("flat-mlp", "none"), ("equivariant", "none")]),
     (500, [("statnn-gbm", "none"), ("flat-mlp", "none"), ("equivariant", "none")]),
 ]
-OPTIONS = {"flat-mlp": {"max_epochs": 120, "patience": 20}, "equivariant": {"max_epochs": 120, "patience": 20}}
+OPTIONS = {"flat-mlp": {"max_epochs": 120, "patience": 20}, "equivariant": {"max_epochs": 120, "patience": 20},
+           "nfn-hnp": {"max_epochs": 20, "channels": [8, 8, 4], "hidden": 256}}  # as in bench_learners.py
 SEEDS = [0, 1, 2]
 #: The published Fashion-MNIST INR accuracies (on THEIR INR sets, other SIRENs and scripts).
 PUBLISHED = [("DWSNets (Navon et al. 2023)", "67.06 %"), ("NFN (Zhou et al. 2023)", "75.6 %"),
@@ -122,8 +123,11 @@ def markdown(results_file: str) -> str:
     def pct(x) -> str:
         return "–" if x is None or x != x else f"{100 * x:.1f}"
 
+    import pandas as pd
+
     base = int(s.train_per_class.min())
-    lines = [f"Test: {int(s.n_test.dropna().iloc[0]):,} INRs of test images; task `class`, split `signal`, "
+    zoo_name = pd.read_parquet(results_file, columns=["zoo"]).zoo.iloc[0]
+    lines = [f"**{zoo_name}**. Test: {int(s.n_test.dropna().iloc[0]):,} INRs of test images; task `class`, split `signal`, "
              f"protocol `nfn` (final checkpoint), split seed 0, learner seeds {', '.join(map(str, SEEDS))}; "
              "accuracy in % (mean ± std over seeds; 95 % bootstrap CI over test INRs). Chance: 10 %.", "",
              "| train INRs / class | learner | augment | accuracy | 95 % CI | train / val INRs | learner params | s / fit |",
