@@ -91,16 +91,7 @@ def _fit(specs: Sequence[Mapping[str, Any]], model_ids: Sequence[str], checkpoin
         losses = pop.loss(layout.views(flat))
         training = active & torch.isfinite(losses) & (losses <= max_loss)
         pop.backward(training.to(losses.dtype), grad_views)
-        opt.step(layout, flat, grad, spare)
-        accept = training & torch.isfinite(layout.per_model_sum(spare))
-        if not bool(accept.all()):
-            keep = ~accept
-            layout.rows(spare)[keep] = layout.rows(flat)[keep]
-            for i in (active & keep).nonzero().flatten().tolist():
-                diverged[i] = epoch
-        flat, spare = spare, flat
-        opt.advance(accept)
-        active = accept
+        flat, spare, active = opt.guarded_step(layout, flat, grad, spare, active, training, diverged, epoch)
         if epoch in wanted:
             record(epoch)
     meta = {"input_shape": list(signals.input_shape), "n_classes": signals.out_features, "task": "inr",

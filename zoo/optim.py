@@ -201,6 +201,26 @@ class BatchedOptimizer:
     def advance(self, accept: Tensor) -> None:
         self.step_count = self.step_count + accept.to(self.step_count.dtype)
 
+    def guarded_step(self, layout: FlatLayout, flat: Tensor, grad: Tensor, spare: Tensor, active: Tensor,
+                     training: Tensor, diverged_epoch: list[int | None], epoch: int) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of every ``training`` model; a model whose proposed weights are not finite is frozen.
+
+        Frozen models (not ``training``, or a non-finite proposal) keep their weights from
+        ``flat``; an ``active`` model frozen now gets ``diverged_epoch[i] = epoch``. Returns
+        ``(new flat, new spare, accept)``: the two buffers swap, ``accept`` is the models
+        that stepped (the next step's ``active``). Shared by classifier and INR training.
+        """
+        self.step(layout, flat, grad, spare)
+        # a non-finite entry makes the per-model sum non-finite: one reduction, not a full mask
+        accept = training & torch.isfinite(layout.per_model_sum(spare))
+        if not bool(accept.all()):  # frozen models keep their last finite weights
+            keep = ~accept
+            layout.rows(spare)[keep] = layout.rows(flat)[keep]
+            for i in (active & keep).nonzero().flatten().tolist():
+                diverged_epoch[i] = epoch
+        self.advance(accept)
+        return spare, flat, accept
+
     def state_dict(self) -> dict[str, Tensor]:
         """Flat tensors for checkpointing (resumable training): ``"<tensor>/<slot>"`` and ``step_count``."""
         flat: dict[str, Tensor] = {}

@@ -425,17 +425,7 @@ def _train_epoch(run: TrainingRun, state: TrainingState, epoch: int) -> None:
             grads = torch.autograd.grad(total, [leaves[k] for k in layout.names])
             for k, g in zip(layout.names, grads):
                 grad_views[k].copy_(g)
-        opt.step(layout, flat, grad, spare)
-        # a non-finite entry makes the per-model sum non-finite: one reduction, not a full mask
-        accept = training & torch.isfinite(layout.per_model_sum(spare))
-        if not bool(accept.all()):  # frozen models keep their last finite weights
-            keep = ~accept
-            layout.rows(spare)[keep] = layout.rows(flat)[keep]
-            for i in (active & keep).nonzero().flatten().tolist():
-                diverged_epoch[i] = epoch
-        flat, spare = spare, flat
-        opt.advance(accept)
-        active = accept
+        flat, spare, active = opt.guarded_step(layout, flat, grad, spare, active, training, diverged_epoch, epoch)
     state.params = layout.views(flat)
     state.active, state.epoch = active, epoch
 
