@@ -25,6 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_learners import predictions_path, save_rows  # noqa: E402
+
 #: (train INRs per class, rows). Rows: (learner, augment).
 AUGMENTS_FLAT = ["none", "permutation", "signflip", "permutation+signflip", "noise", "dropout", "sparsify", "mixup",
                  "mixup-match"]
@@ -61,7 +64,7 @@ def run(zoo_dir: str, out: str, split_seed: int = 0) -> None:
 
     torch.set_num_threads(1)
     zoo_path = Path(zoo_dir)
-    pred_out = Path(out).with_name(Path(out).stem + ".predictions.parquet")
+    pred_out = predictions_path(out)
     done = pd.read_parquet(out) if Path(out).is_file() else None
     frames = [] if done is None else [done]
     pred_frames = [pd.read_parquet(pred_out)] if done is not None and pred_out.is_file() else []
@@ -77,11 +80,7 @@ def run(zoo_dir: str, out: str, split_seed: int = 0) -> None:
             res, pred = run_one(sub, zoo_path.name, "class", learner, aug, SEEDS, "signal", zoo_dir=zoo_path,
                                 options=OPTIONS.get(learner, {}), log=sys.stderr, split_seed=split_seed)
             res["train_per_class"], pred["train_per_class"] = per_class, per_class
-            frames.append(res)
-            pred_frames.append(pred[pred.side == "test"])
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            pd.concat(pred_frames, ignore_index=True).to_parquet(pred_out)
-            pd.concat(frames, ignore_index=True).to_parquet(out)
+            save_rows(res, pred, frames, pred_frames, out)
     print(f"{zoo_path.name}: all rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
@@ -93,7 +92,7 @@ def summary(results_file: str):
     from zoo.learners.scores import bootstrap_accuracy
 
     res = pd.read_parquet(results_file)
-    pred_file = Path(results_file).with_name(Path(results_file).stem + ".predictions.parquet")
+    pred_file = predictions_path(results_file)
     pred = pd.read_parquet(pred_file) if pred_file.is_file() else None
     rows = []
     for (k, learner, aug), g in res.groupby(["train_per_class", "learner", "augment"], sort=False):

@@ -116,11 +116,7 @@ def run(zoo_dir: str, out: str, rows: list[tuple[str, str]], tasks: list[str], s
             res, pred = run_one(data, zoo_path.name, task, learner, aug, seeds, "model", zoo_dir=zoo_path,
                                 options=options.get(learner, {}), log=sys.stderr, protocol=protocol,
                                 split_seed=split_seed)
-            frames.append(res)
-            pred_frames.append(pred[pred.side == "test"])
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            pd.concat(pred_frames, ignore_index=True).to_parquet(pred_out)
-            pd.concat(frames, ignore_index=True).to_parquet(out)
+            save_rows(res, pred, frames, pred_frames, out)
     print(f"{zoo_path.name}: all rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
@@ -175,6 +171,17 @@ def describe_zoo(zoo_dir: str | Path) -> str:
     epochs = ", ".join(str(e) for e in sorted(m.epoch.unique()))
     return (f"{m.model_id.nunique():,} models, checkpoints at epochs {epochs}; final test accuracy quartiles "
             f"{q1:.3f} / {q2:.3f} / {q3:.3f}; {at_chance:.1%} at chance (≤ {1 / n_classes + CHANCE_MARGIN:.2f})")
+
+
+def save_rows(res, pred, frames: list, pred_frames: list, out: str | Path) -> None:
+    """Append one row's results (and its test predictions) and rewrite both files, so a killed run keeps them."""
+    import pandas as pd
+
+    frames.append(res)
+    pred_frames.append(pred[pred.side == "test"])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(pred_frames, ignore_index=True).to_parquet(predictions_path(out))
+    pd.concat(frames, ignore_index=True).to_parquet(out)
 
 
 def predictions_path(results: str | Path) -> Path:

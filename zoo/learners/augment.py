@@ -79,10 +79,15 @@ def relu_rescale(params: Mapping[str, Tensor], rng: np.random.Generator, log_ran
     if activation not in HOMOGENEOUS:
         raise SpecError(f"learn.augments: 'rescale' is a symmetry only for {'/'.join(HOMOGENEOUS)} networks, "
                         f"not {activation!r}; drop it for this zoo")
+    return scale_hidden_units(params, lambda n: np.exp(rng.uniform(-log_range, log_range, n)))
+
+
+def scale_hidden_units(params: Mapping[str, Tensor], factors: Callable[[int], np.ndarray]) -> Params:
+    """Each hidden unit's in-weights and bias × ``c``, its out-weights ÷ ``c``; ``factors(n)`` draws a layer's ``c``."""
     out = dict(params)
     pairs = layer_pairs(params)
     for li, n in enumerate(hidden_sizes(params)):
-        c = torch.from_numpy(np.exp(rng.uniform(-log_range, log_range, n))).to(out[pairs[li][0]].dtype)
+        c = torch.from_numpy(factors(n)).to(out[pairs[li][0]].dtype)
         w, b = pairs[li]
         w_next = pairs[li + 1][0]
         out[w] = out[w] * c.view(-1, *[1] * (out[w].dim() - 1))
@@ -100,16 +105,8 @@ def sign_flip(params: Mapping[str, Tensor], rng: np.random.Generator, activation
     if activation not in ODD:
         raise SpecError(f"learn.augments: 'signflip' is a symmetry only for {'/'.join(ODD)} networks, "
                         f"not {activation!r}; drop it for this zoo")
-    out = dict(params)
-    pairs = layer_pairs(params)
-    for li, n in enumerate(hidden_sizes(params)):
-        s = torch.from_numpy(np.where(rng.random(n) < 0.5, -1.0, 1.0)).to(out[pairs[li][0]].dtype)
-        w, b = pairs[li]
-        w_next = pairs[li + 1][0]
-        out[w] = out[w] * s.view(-1, *[1] * (out[w].dim() - 1))
-        out[b] = out[b] * s
-        out[w_next] = out[w_next] * s.view(1, -1, *[1] * (out[w_next].dim() - 2))
-    return {k: out[k] for k in params}
+    # dividing by ±1 is exact, so the flip shares the rescaling loop
+    return scale_hidden_units(params, lambda n: np.where(rng.random(n) < 0.5, -1.0, 1.0))
 
 
 def gaussian_noise(params: Mapping[str, Tensor], rng: np.random.Generator, sigma: float = 0.05) -> Params:
