@@ -121,10 +121,30 @@ class HessianOperator:
         return {k: h.detach() for k, h in zip(self.names, hv)}
 
 
+#: Power iteration drops converged models once at most this share of the operator's models still iterate.
+COMPACT_AT = 0.75
+
+
+def hessian_operator(spec: Mapping[str, Any], params: Mapping[str, Tensor], x: Tensor, y: Tensor,
+                     manual: bool = True) -> Any:
+    """The Hessian operator of every model's mean cross-entropy on ``x`` ``[P, B, …]``, ``y`` ``[P, B]``:
+    the hand-written one for MLPs (:class:`zoo.manual_hvp.MLPHessianOperator`, equal to float
+    rounding), autograd's double backward otherwise or with ``manual=False``."""
+    from zoo.manual_hvp import MLPHessianOperator
+    from zoo.manual_hvp import supports as has_manual_hvp
+
+    if manual and has_manual_hvp(spec):
+        return MLPHessianOperator(spec, params, x, y)
+    return HessianOperator(lambda p: per_model_loss(spec, p, x, y), params)
+
+
 def top_eigenvalue(op: HessianOperator, iters: int = 100, tol: float = 1e-6, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Largest-magnitude Hessian eigenvalue ``[P]`` by power iteration; also steps used ``[P]``.
 
     A model stops updating once its Rayleigh quotient changes by less than ``tol`` relatively.
+    An operator with a ``subset`` method (the hand-written MLP one) is shrunk to the models
+    still iterating once at most :data:`COMPACT_AT` of those it covers are, so converged
+    models stop costing HVPs (each model's iterates are its own either way).
     """
     gen = torch.Generator().manual_seed(derive_seed(seed, "power-iteration"))
     v = _shared_vectors(op.leaves, "normal", gen)
@@ -133,19 +153,26 @@ def top_eigenvalue(op: HessianOperator, iters: int = 100, tol: float = 1e-6, see
     eig = torch.full((P,), float("nan"), dtype=op.loss.dtype)
     done = torch.zeros(P, dtype=torch.bool)
     steps = torch.zeros(P, dtype=torch.int64)
+    active = torch.arange(P)  # the models the current operator covers
     for _ in range(iters):
         hv = op.matvec(v)
         new = pdot(v, hv).detach()
-        conv = (new - eig).abs() <= tol * new.abs().clamp_min(1e-12)
-        eig = torch.where(done, eig, new)
-        steps += (~done).long()
-        done |= conv
+        old, was_done = eig[active], done[active]
+        conv = (new - old).abs() <= tol * new.abs().clamp_min(1e-12)
+        eig[active] = torch.where(was_done, old, new)
+        steps[active] += (~was_done).long()
+        now_done = was_done | conv
+        done[active] = now_done
         norm = pnorm(hv)
-        ok = (norm > 0) & ~done
+        ok = (norm > 0) & ~now_done
         v = {k: torch.where(ok.view(-1, *([1] * (v[k].dim() - 1))), hv[k] / norm.clamp_min(1e-30).view(-1, *([1] * (v[k].dim() - 1))), v[k])
              for k in v}
         if bool(done.all()):
             break
+        running = (~now_done).nonzero().squeeze(1)
+        if hasattr(op, "subset") and len(running) <= COMPACT_AT * len(active):
+            op, active = op.subset(running), active[running]
+            v = {k: t.index_select(0, running) for k, t in v.items()}
     return eig, steps
 
 
@@ -364,7 +391,7 @@ def seed_pairs(members: Sequence[int]) -> list[tuple[int, int]]:
 def population_landscape(specs: Sequence[Mapping[str, Any]], model_ids: Sequence[str], params: Mapping[str, Tensor],
                          x_train: Tensor, y_train: Tensor, subsets: Sequence[np.ndarray], diverged: Sequence[bool],
                          settings: LandscapeSettings = LandscapeSettings(),
-                         y_fit: Tensor | None = None) -> list[dict[str, Any]]:
+                         y_fit: Tensor | None = None, manual_hessian: bool = True) -> list[dict[str, Any]]:
     """Landscape rows (one per model) of one population at one checkpoint.
 
     ``params`` stacked ``[P, …]``; ``subsets[i]`` the training indices of model ``i``;
@@ -387,7 +414,7 @@ def population_landscape(specs: Sequence[Mapping[str, Any]], model_ids: Sequence
     idx = torch.from_numpy(np.stack([eval_indices(subsets[i], len(x_train), settings.n_eval, settings.seed) for i in ok]))
     xe = x_train[idx].to(next(iter(sub.values())).dtype)
     ye = torch.gather(y_fit[ok], 1, idx) if y_fit is not None else y_train[idx]
-    op = HessianOperator(lambda p: per_model_loss(base, p, xe, ye), sub)
+    op = hessian_operator(base, sub, xe, ye, manual=manual_hessian)
     eig, steps = top_eigenvalue(op, settings.power_iters, settings.power_tol, settings.seed)
     tr, se = hutchinson_trace(op, settings.probes, settings.seed)
     for j, i in enumerate(ok):
