@@ -249,6 +249,24 @@ def test_teacher_student_is_a_seeded_regression_task():
     assert fit.score(feats.transform(ds.x_train), ds.y_train) > 0.9
 
 
+def test_digits_read_without_scikit_learn_equals_its_loader():
+    """zoo reads scikit-learn's digits CSV itself (no sklearn import in the job); the arrays must be
+    exactly what sklearn.datasets.load_digits returns, and scikit-learn must stay unimported."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits as sk_digits
+
+    from zoo.data import digits_arrays
+
+    images, target = digits_arrays()
+    ref = sk_digits()
+    assert images.dtype == ref.images.dtype and np.array_equal(images, ref.images)
+    assert target.dtype == ref.target.dtype and np.array_equal(target, ref.target)
+    code = "import sys; from zoo.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_digits_is_unchanged():
     ds = load_dataset("digits")
     assert ds.x_train.shape == (1438, 1, 8, 8) and ds.x_test.shape == (359, 1, 8, 8)

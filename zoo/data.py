@@ -138,6 +138,32 @@ def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32), {"mean": mean, "std": std}
 
 
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """``(images [1797, 8, 8], target [1797])`` exactly as ``sklearn.datasets.load_digits`` returns them.
+
+    Read from the CSV scikit-learn ships (``datasets/data/digits.csv.gz``, parsed as its
+    loader parses it) without importing scikit-learn, whose import costs ~1 CPU-s in every
+    job that loads digits (train, landscape, merging); where the file is not found (another
+    scikit-learn layout), scikit-learn's own loader runs.
+    """
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    csv = next((Path(loc) / "datasets" / "data" / "digits.csv.gz" for loc in locations
+                if (Path(loc) / "datasets" / "data" / "digits.csv.gz").is_file()), None)
+    if csv is None:
+        from sklearn.datasets import load_digits as sk_digits
+
+        bunch = sk_digits()
+        return bunch.images, bunch.target
+    with gzip.open(csv, "rt") as fh:
+        data = np.loadtxt(fh, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int, copy=False)
+
+
 @register("digits")
 def load_digits(test_fraction: float = 0.2, flatten: bool = False) -> Dataset:
     """scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes).
@@ -146,12 +172,10 @@ def load_digits(test_fraction: float = 0.2, flatten: bool = False) -> Dataset:
     Normalisation: pixel values 0–16 standardised by the train split's mean and std.
     Inputs are ``[N, 1, 8, 8]`` (MLPs flatten them).
     """
-    from sklearn.datasets import load_digits as sk_digits
-
     test_fraction = check_fraction("digits", "test_fraction", test_fraction)
-    bunch = sk_digits()
-    x = bunch.images.astype(np.float64)[:, None, :, :]
-    y = bunch.target.astype(np.int64)
+    images, target = digits_arrays()
+    x = images.astype(np.float64)[:, None, :, :]
+    y = target.astype(np.int64)
     tr, te = stratified_split(y, test_fraction)
     x_tr, x_te, norm = standardise(x[tr], x[te])
     if flatten:
