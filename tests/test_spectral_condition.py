@@ -108,3 +108,34 @@ def test_condition_figure_plots_width_and_says_why_without_a_width_axis(tmp_path
         assert main(["spectral-condition-figure", "--spectral", str(spectral), "--models", str(models),
                      "--out", str(out)]) == 0
         assert out.stat().st_size > 1_000
+
+
+def test_spectral_job_never_imports_torch_and_matches_torch_linalg(tmp_path):
+    """``zoo spectral`` runs on NumPy/LAPACK alone (torch's import is ~1.1 CPU-s of every job's
+    start-up); its singular values must still agree with torch.linalg.svdvals on the checkpoint."""
+    import subprocess
+    import sys
+
+    from zoo.store import read_table, save_checkpoints
+
+    g = torch.Generator().manual_seed(1)
+    ckpts = {e: {"layers.0.weight": torch.randn(4, 40, 30, generator=g), "layers.0.bias": torch.randn(4, 40, generator=g),
+                 "convs.0.weight": torch.randn(4, 6, 5, 3, 3, generator=g)} for e in (0, 3)}
+    path = tmp_path / "p.safetensors"
+    save_checkpoints(path, ckpts, ["a", "b", "c", "d"], {"zoo": "z", "population": "p"})
+    out = tmp_path / "s.parquet"
+    code = ("import sys; from zoo.cli import main; "
+            f"main(['spectral', {str(path)!r}, '--out', {str(out)!r}]); "
+            "sys.exit(3 if 'torch' in sys.modules else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr  # 3: the job imported torch
+    df = read_table(out, "spectral").to_pandas()
+    dense = df[df.tensor == "layers.0.weight"].set_index(["epoch", "model_id"])
+    for e in (0, 3):
+        sv = torch.linalg.svdvals(ckpts[e]["layers.0.weight"].double())
+        for i, m in enumerate("abcd"):
+            row = dense.loc[(e, m)]
+            assert row.spectral_norm == pytest.approx(float(sv[i, 0]), rel=1e-12)
+            assert row.fro_norm == pytest.approx(float(sv[i].square().sum().sqrt()), rel=1e-12)
+            assert row.stable_rank == pytest.approx(float(sv[i].square().sum() / sv[i, 0] ** 2), rel=1e-12)
+    assert df.farms_alpha.notna().all() and df.mp_softrank.notna().any()

@@ -39,7 +39,6 @@ def spectral_table(zoo_name: str, population: str, checkpoints: Mapping[int, Map
     """One row per model × epoch × weight matrix; all epochs of one tensor go through one batched call."""
     import numpy as np
     import pyarrow as pa
-    import torch
 
     from zoo.spectral import spectral_metrics
     from zoo.tables import tensor_layer_kind
@@ -52,7 +51,7 @@ def spectral_table(zoo_name: str, population: str, checkpoints: Mapping[int, Map
     parts: list[pa.Table] = []
     P = len(model_ids)
     for name in names:
-        stacked = torch.cat([checkpoints[e][name] for e in epochs], dim=0)  # [E·P, …]
+        stacked = np.concatenate([np.asarray(checkpoints[e][name]) for e in epochs], axis=0)  # [E·P, …]
         res = spectral_metrics(stacked, farms=farms, mp=mp)
         n = len(epochs) * P
         cols: dict[str, Any] = {
@@ -67,15 +66,14 @@ def spectral_table(zoo_name: str, population: str, checkpoints: Mapping[int, Map
 
 
 def run_spectral(checkpoint: str | Path, out: str | Path, farms: bool = True, mp: bool = True) -> int:
-    """Compute and write the spectral table of one population checkpoint; returns the row count."""
-    import torch
+    """Compute and write the spectral table of one population checkpoint; returns the row count.
 
+    NumPy only (checkpoints read as NumPy arrays, LAPACK on one thread): the job never imports torch."""
     from zoo.spectral_condition import add_condition_columns
     from zoo.store import load_checkpoints, write_table
 
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    ckpts, ids, meta = load_checkpoints(checkpoint)
+    ckpts, ids, meta = load_checkpoints(checkpoint, framework="numpy")
     table = spectral_table(meta.get("zoo", ""), meta.get("population", Path(checkpoint).stem), ckpts, ids, farms, mp)
     # spectral-condition columns (fan_in/out, scaled ‖W‖₂ and ‖ΔW‖₂ between checkpoints): zoo.spectral_condition
     table = add_condition_columns(table, ckpts, ids)

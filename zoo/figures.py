@@ -147,12 +147,10 @@ def learner_figure(results: Sequence[str | Path], out: str | Path) -> Any:
 def esd(weights: Any) -> np.ndarray:
     """Eigenvalues (ascending) of one layer's ESD as WeightWatcher 0.7.7 forms it: λ = σ² of W,
     conv kernels ``[out, in, kh, kw]`` cut into ``kh·kw`` slices scaled by √½ and pooled."""
-    import torch
+    from zoo.spectral import _as_stack, _to_numpy, singular_values
 
-    from zoo.spectral import _as_stack
-
-    mats, scale = _as_stack(torch.as_tensor(weights)[None])
-    sv = torch.linalg.svdvals(mats).reshape(-1).numpy()
+    mats, scale = _as_stack(_to_numpy(weights)[None])
+    sv = singular_values(mats).reshape(-1)
     return np.sort(sv * sv * scale)
 
 

@@ -52,18 +52,32 @@ FLOAT_COLUMNS = ("fro_norm", "spectral_norm", "stable_rank", "effective_rank", "
                  "farms_alpha", "mp_softrank", "log_norm", "log_spectral_norm", "entropy")
 
 
-def _as_stack(weights: Any) -> tuple[Any, float]:
-    """``[B, out, in]`` or ``[B, out, in, kh, kw]`` → float64 torch ``[B, rf, out, in]`` and ESD scale."""
-    import torch
+def _to_numpy(weights: Any) -> np.ndarray:
+    """A NumPy view of ``weights`` (NumPy array, or a torch tensor without importing torch here)."""
+    if hasattr(weights, "detach"):  # torch.Tensor
+        weights = weights.detach().cpu().numpy()
+    return np.asarray(weights)
 
-    W = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor) else weights)
-    W = W.detach().to("cpu", torch.float64)
+
+def _as_stack(weights: Any) -> tuple[np.ndarray, float]:
+    """``[B, out, in]`` or ``[B, out, in, kh, kw]`` → float64 ``[B, rf, out, in]`` and ESD scale."""
+    W = _to_numpy(weights).astype(np.float64, copy=False)
     if W.ndim == 3:
         return W[:, None], 1.0
     if W.ndim == 5:
         B, o, i, kh, kw = W.shape
-        return W.permute(0, 3, 4, 1, 2).reshape(B, kh * kw, o, i), CONV_EVAL_SCALE
+        return np.ascontiguousarray(W.transpose(0, 3, 4, 1, 2)).reshape(B, kh * kw, o, i), CONV_EVAL_SCALE
     raise DataError(f"weights of shape {tuple(W.shape)}: expected [B, out, in] matrices or [B, out, in, kh, kw] conv kernels")
+
+
+def singular_values(mats: np.ndarray) -> np.ndarray:
+    """Singular values of every matrix of a stack ``[…, r, c]`` (LAPACK ``gesdd``, one thread), ``[…, min(r, c)]``."""
+    from threadpoolctl import threadpool_limits
+
+    if mats.size == 0:
+        return np.zeros(mats.shape[:-2] + (min(mats.shape[-2:]),))
+    with threadpool_limits(1):
+        return np.linalg.svd(mats, compute_uv=False)
 
 
 def _ww_dims(rows: int, cols: int, rf: int, conv: bool) -> tuple[int, int]:
@@ -87,7 +101,7 @@ def _entropy(x: np.ndarray) -> np.ndarray:
 def _farms_windows(mats: Any) -> Any:
     """Fixed-aspect-ratio windows of every slice: ``[B, rf, r, c]`` → ``[B, n_windows, h, w]``."""
     if mats.shape[-2] > mats.shape[-1]:
-        mats = mats.transpose(-1, -2)
+        mats = np.swapaxes(mats, -1, -2)
     a, b = mats.shape[-2:]
     h = max(1, min(FARMS_ROWS, a, b // FARMS_Q))
     w = min(FARMS_Q * h, b)
@@ -98,9 +112,7 @@ def _farms_windows(mats: Any) -> Any:
         return sorted({min(k * step, size - win) for k in range(count)})
 
     wins = [mats[..., r:r + h, c:c + w] for r in starts(a, h) for c in starts(b, w)]
-    import torch
-
-    stacked = torch.stack(wins, dim=2)  # [B, rf, nw, h, w]
+    stacked = np.stack(wins, axis=2)  # [B, rf, nw, h, w]
     return stacked.reshape(mats.shape[0], -1, h, w)
 
 
@@ -110,16 +122,16 @@ def spectral_metrics(weights: Any, farms: bool = True, mp: bool = True) -> dict[
     ``weights``: ``[B, out, in]`` matrices or ``[B, out, in, kh, kw]`` conv kernels (NumPy or
     torch, any float dtype). Returns ``{column: array [B]}`` (see the module docstring and
     ``docs/spectral.md``); rows whose weights are not all finite get NaN and rule ``"nonfinite"``.
+    Pure NumPy/SciPy: a ``zoo spectral`` job never imports torch.
     """
-    import torch
-
-    mats, scale = _as_stack(weights)
+    raw = _to_numpy(weights)
+    mats, scale = _as_stack(raw)
     B, rf, rows, cols = mats.shape
     conv = scale != 1.0
-    finite = torch.isfinite(mats).flatten(1).all(dim=1).numpy()
+    finite = np.isfinite(mats).reshape(B, -1).all(axis=1)
     if not finite.all():
-        mats = torch.where(torch.isfinite(mats), mats, torch.zeros((), dtype=mats.dtype))
-    sv = torch.linalg.svdvals(mats).reshape(B, -1).numpy()  # unscaled singular values, pooled
+        mats = np.where(np.isfinite(mats), mats, 0.0)
+    sv = singular_values(mats).reshape(B, -1)  # unscaled singular values, pooled
     sv = np.sort(sv, axis=1)
     s_esd = sv * np.sqrt(scale) if scale != 1.0 else sv
     lam = s_esd * s_esd  # the ESD, ascending
@@ -150,12 +162,12 @@ def spectral_metrics(weights: Any, farms: bool = True, mp: bool = True) -> dict[
     out["farms_alpha"] = np.full(B, np.nan)
     out["farms_fit_rule"] = np.full(B, "not_computed", dtype=object)
     if farms:  # in chunks of layers: the windows of a big stack would take GBs (values do not depend on it)
-        per_layer = max(1, _farms_windows(mats[:1]).numel())
+        per_layer = max(1, _farms_windows(mats[:1]).size)
         step = max(1, FARMS_CHUNK_ELEMENTS // per_layer)
         alphas, rules = [], []
         for c0 in range(0, B, step):
             wins = _farms_windows(mats[c0 : c0 + step])
-            fl = torch.linalg.svdvals(wins).reshape(len(wins), -1).numpy() ** 2 * scale
+            fl = singular_values(wins).reshape(len(wins), -1) ** 2 * scale
             ff = fit_powerlaw_batch(fl)
             alphas.append(ff.alpha)
             rules.append(ff.rule.astype(object))
@@ -164,7 +176,6 @@ def spectral_metrics(weights: Any, farms: bool = True, mp: bool = True) -> dict[
     if mp:
         from zoo.mp_fit import mp_softrank_batch
 
-        raw = weights.detach().cpu().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights)
         out["mp_softrank"] = mp_softrank_batch(np.where(finite.reshape((-1,) + (1,) * (raw.ndim - 1)), raw, 0), N_ww / M_ww)
     if not finite.all():
         for k in FLOAT_COLUMNS:
@@ -180,7 +191,7 @@ def layer_metrics(W: Any, farms: bool = True, mp: bool = True) -> dict[str, Any]
 
     NumPy array or torch tensor; returns ``{column: Python scalar}`` as :func:`spectral_metrics`.
     """
-    arr = W.detach().cpu().numpy() if hasattr(W, "detach") else np.asarray(W)
+    arr = _to_numpy(W)
     if arr.ndim not in (2, 4):
         raise DataError(f"layer_metrics: got an array of shape {arr.shape}; pass a 2-D matrix [out, in] or a conv kernel [out, in, kh, kw]")
     res = spectral_metrics(arr[None], farms=farms, mp=mp)

@@ -15,7 +15,7 @@ and ‖ΔW‖₂ = Θ(√(fan_out/fan_in)). The columns this module adds to the 
   (not necessarily epoch t − 1); NaN at the first checkpoint. ``delta_spectral_norm_scaled``
   = that / √(fan_out / fan_in).
 
-Norms are computed in float64 with ``torch.linalg.matrix_norm(·, 2)``, all models and
+Norms are computed in float64 as the largest singular value (LAPACK, via NumPy), all models and
 checkpoints of one tensor in one batched call.
 """
 
@@ -41,37 +41,39 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
 
 def condition_metrics(stacked: Any) -> dict[str, np.ndarray]:
     """Columns for a tensor's checkpoints ``[E, P, out, in(, kh, kw)]`` (epochs in file order) → ``{column: [E, P]}``."""
-    import torch
-
-    W = torch.as_tensor(stacked).detach().to("cpu", torch.float64)
+    W = np.asarray(stacked.detach().cpu().numpy() if hasattr(stacked, "detach") else stacked, dtype=np.float64)
     E, P = W.shape[:2]
     fan_in, fan_out = fans(W.shape[2:])
     mats = W.reshape(E, P, fan_out, fan_in)
-    finite = torch.isfinite(mats).flatten(2).all(-1)
-    safe = torch.where(torch.isfinite(mats), mats, torch.zeros((), dtype=mats.dtype))
-    norm = torch.linalg.matrix_norm(safe, 2)
-    norm = torch.where(finite, norm, torch.nan)
-    delta = torch.full((E, P), float("nan"), dtype=torch.float64)
+    finite = np.isfinite(mats).reshape(E, P, -1).all(-1)
+    safe = np.where(np.isfinite(mats), mats, 0.0)
+    norm = np.where(finite, _spectral_norm(safe), np.nan)
+    delta = np.full((E, P), np.nan)
     if E > 1:
-        d = torch.linalg.matrix_norm(safe[1:] - safe[:-1], 2)
-        delta[1:] = torch.where(finite[1:] & finite[:-1], d, torch.nan)
+        delta[1:] = np.where(finite[1:] & finite[:-1], _spectral_norm(safe[1:] - safe[:-1]), np.nan)
     scale = math.sqrt(fan_out / fan_in)
     return {"fan_in": np.full((E, P), fan_in, np.int64), "fan_out": np.full((E, P), fan_out, np.int64),
-            "spectral_norm_scaled": (norm / scale).numpy(), "delta_spectral_norm": delta.numpy(),
-            "delta_spectral_norm_scaled": (delta / scale).numpy()}
+            "spectral_norm_scaled": norm / scale, "delta_spectral_norm": delta,
+            "delta_spectral_norm_scaled": delta / scale}
+
+
+def _spectral_norm(mats: np.ndarray) -> np.ndarray:
+    """‖W‖₂ (largest singular value) of every matrix of a stack ``[…, r, c]``."""
+    from zoo.spectral import singular_values
+
+    return singular_values(mats)[..., 0]
 
 
 def add_condition_columns(table: Any, checkpoints: Mapping[int, Mapping[str, Any]], model_ids: Sequence[str]) -> Any:
     """``table`` (a ``spectral`` table: model_id, epoch, tensor …) with :data:`CONDITION_COLUMNS` appended."""
     import pyarrow as pa
-    import torch
 
     epochs = sorted(checkpoints)
     index = {m: i for i, m in enumerate(model_ids)}
     ep_index = {e: i for i, e in enumerate(epochs)}
     per_tensor = {}
     for name in dict.fromkeys(table.column("tensor").to_pylist()):
-        per_tensor[name] = condition_metrics(torch.stack([checkpoints[e][name] for e in epochs]))
+        per_tensor[name] = condition_metrics(np.stack([np.asarray(checkpoints[e][name]) for e in epochs]))
     rows_t = table.column("tensor").to_pylist()
     rows_e = [ep_index[e] for e in table.column("epoch").to_pylist()]
     rows_m = [index[m] for m in table.column("model_id").to_pylist()]
