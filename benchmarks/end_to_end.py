@@ -1,10 +1,10 @@
 """End to end: a zoo through every per-model stage of the workflow, with CPU seconds per model per stage.
 
 Runs ``snakemake --cores N data/zoo.duckdb`` (train → weights, spectral, landscape → phases
-→ catalog, plus whatever else the catalog reads) for one zoo in a scratch folder, then reads
-every job's Snakemake ``benchmark:`` file (wall ``s``, ``cpu_time``, ``max_rss``) and adds
-them up per rule. Start-up cost is measured separately: the CPU seconds of a bare process that
-imports what a job imports (Python, torch, the zoo package), times the number of jobs.
+→ catalog, plus whatever else the catalog reads) for one zoo in a scratch folder and times
+it, reads every job's Snakemake ``benchmark:`` file for its peak RSS, then re-runs every job
+alone for its exact CPU seconds and start-up cost: the interpreter's plus every import the
+job made (Python's ``-X importtime``, lazy imports included), added up per rule.
 
 By default the zoo is a subset of ``config/large-10k.yaml`` (its grid and settings, fewer
 seeds/batch sizes, populations of the same size), and the table extrapolates each stage's
@@ -37,10 +37,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "out"
 FULL = ROOT / "config" / "large-10k.yaml"
-#: What a job's process loads before it works (the zoo CLI imports lazily per command).
-STARTUP_CODE = "import torch, numpy, pyarrow, pyarrow.parquet, zoo.cli, zoo.store, zoo.train, zoo.spectral, zoo.landscape"
-#: Rules whose job never imports torch (``zoo weights`` reads checkpoints with NumPy).
-STARTUP_CODE_BY_RULE = {"weights": "import numpy, pyarrow, pyarrow.parquet, safetensors, zoo.cli, zoo.store, zoo.tables"}
+#: Python's import profiler (``-X importtime``) as an environment variable: every job re-run
+#: alone reports what it imported and how long each import took, lazy imports included.
+IMPORT_PROFILE_ENV = {"PYTHONPROFILEIMPORTTIME": "1"}
+_IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (.*)$")
 
 
 def subset_config(seeds: int, batch_sizes: list[int]) -> dict:
@@ -61,15 +61,29 @@ def count_models(cfg: dict) -> tuple[int, int]:
     return sum(len(z.models) for z in zoos.values()), sum(len(z.populations) for z in zoos.values())
 
 
-def startup_cpu_s(repeats: int = 3, code: str = STARTUP_CODE) -> float:
-    """Best CPU seconds (user + system) of a process that only imports what a job imports."""
+def interpreter_cpu_s(repeats: int = 3) -> float:
+    """Best CPU seconds (user + system) of a bare ``python -c pass`` (interpreter start and exit)."""
     best = float("inf")
     for _ in range(repeats):
         before = os.times()
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
         after = os.times()
         best = min(best, (after.children_user - before.children_user) + (after.children_system - before.children_system))
     return best
+
+
+def import_seconds(stderr_text: str) -> tuple[float, str]:
+    """Seconds spent importing (sum of the top-level ``-X importtime`` entries, cumulative µs)
+    and the text without those lines."""
+    total, kept = 0, []
+    for line in stderr_text.splitlines(keepends=True):
+        m = _IMPORT_LINE.match(line.rstrip("\n"))
+        if m:
+            if not m.group(2).startswith(" "):
+                total += int(m.group(1))
+        elif not line.startswith("import time: self [us]"):
+            kept.append(line)
+    return total / 1e6, "".join(kept)
 
 
 def read_benchmarks(data: Path) -> dict[str, dict[str, float]]:
@@ -121,17 +135,25 @@ def jobs_of(log: Path) -> list[tuple[str, str, str | None]]:
 
 def measure_jobs(work: Path, jobs: list[tuple[str, str, str | None]], zoo: str) -> tuple[dict[str, dict[str, float]], list[dict]]:
     """Re-run every job's command alone, one at a time, for its exact CPU seconds (user + system of
-    the whole process tree; Snakemake's benchmark ``cpu_time`` is sampled and misses short jobs).
-    Returns per-stage totals and one row per job."""
+    the whole process tree; Snakemake's benchmark ``cpu_time`` is sampled and misses short jobs)
+    and its start-up: the interpreter plus every import the job made (``-X importtime``, read
+    from the job's log, then removed from it). Returns per-stage totals and one row per job."""
     from zoo.jobs import read_population
 
-    stages: dict[str, dict[str, float]] = defaultdict(lambda: {"jobs": 0, "cpu_s": 0.0, "alone_wall_s": 0.0, "models": 0})
+    interpreter = interpreter_cpu_s()
+    stages: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"jobs": 0, "cpu_s": 0.0, "alone_wall_s": 0.0, "models": 0, "startup_s": 0.0})
     per_job = []
     for rule, cmd, population in jobs:
         before, t = os.times(), time.perf_counter()
-        subprocess.run(["bash", "-c", cmd], check=True, cwd=work, env=_env())
+        subprocess.run(["bash", "-c", cmd], check=True, cwd=work, env={**_env(), **IMPORT_PROFILE_ENV})
         after = os.times()
         cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        log = re.search(r"(?:2>|>) (\S+)(?: 2>&1)?\s*$", cmd)  # the job's stderr: `2> log` or `> log 2>&1`
+        imports = 0.0
+        if log and (work / log.group(1)).is_file():
+            imports, rest = import_seconds((work / log.group(1)).read_text())
+            (work / log.group(1)).write_text(rest)
         models = len(read_population(work / "data" / "zoos" / zoo / "populations" / f"{population}.json").model_ids) \
             if population else 0
         st = stages[rule]
@@ -139,7 +161,9 @@ def measure_jobs(work: Path, jobs: list[tuple[str, str, str | None]], zoo: str) 
         st["cpu_s"] += cpu
         st["alone_wall_s"] += time.perf_counter() - t
         st["models"] += models
-        per_job.append({"stage": rule, "population": population or "", "models": models, "cpu_s": cpu})
+        st["startup_s"] += interpreter + imports
+        per_job.append({"stage": rule, "population": population or "", "models": models, "cpu_s": cpu,
+                        "import_s": imports, "startup_s": interpreter + imports})
     return dict(stages), per_job
 
 
@@ -178,12 +202,9 @@ def main() -> None:
     parallel = read_benchmarks(work / "data")
     zoo_name = next(iter(cfg["zoos"]))
     stages, per_job = measure_jobs(work, jobs_of(log), zoo_name)
-    start_default = startup_cpu_s()
-    start_by_rule = {rule: startup_cpu_s(code=code) for rule, code in STARTUP_CODE_BY_RULE.items()}
-
     rows = []
     for rule, st in sorted(stages.items(), key=lambda kv: -kv[1]["cpu_s"]):
-        start = start_by_rule.get(rule, start_default)
+        start = st["startup_s"] / st["jobs"]  # mean start-up of one job of this stage
         models = st["models"] or n_models  # per-zoo rules (phases, catalog, figures) see every model
         per_model = st["cpu_s"] / models
         startup = min(1.0, start * st["jobs"] / max(st["cpu_s"], 1e-9))
@@ -202,8 +223,9 @@ def main() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = {"models": n_models, "populations": n_pops, "wall_s": wall, "cores": args.cores, "startup_cpu_s": start_default,
-            "startup_cpu_s_by_rule": start_by_rule,
+    startup_total = sum(r["startup_cpu_s"] * r["jobs"] for r in rows)
+    meta = {"models": n_models, "populations": n_pops, "wall_s": wall, "cores": args.cores,
+            "startup_s_per_job": {r["stage"]: r["startup_cpu_s"] for r in rows},
             "dry_run_full_s": dry_s, "full_models": n_full, "full_populations": n_full_pops,
             "load_before": load_before[0], "load_after": load_after[0], "full": args.full}
     table = pa.Table.from_pylist(rows).replace_schema_metadata({"run": json.dumps(meta)})
@@ -214,19 +236,19 @@ def main() -> None:
         f"learning rates, epochs, checkpoints, population size)")
     lines = [f"End to end on {what}: {n_models:,} models in {n_pops} populations, `snakemake --cores {args.cores}`, "
              f"{wall:,.0f} s wall ({wall / 60:.1f} min); load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
-             f"after (2 cores shared). CPU seconds: every job re-run alone afterwards (exact user + system time). "
-             f"Start-up of one job (Python + torch + zoo imports): {start_default:.2f} CPU-s"
-             + "".join(f"; of a `{r}` job (no torch): {v:.2f}" for r, v in start_by_rule.items()) + ". "
-             f"`snakemake --dry-run` of the full {n_full:,}-model spec: {dry_s:.1f} s.", "",
-             "| stage | jobs | CPU s | CPU s / model | start-up share | max RSS MB | "
-             f"extrapolated to {n_full:,} models: jobs | CPU s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"after. CPU seconds: every job re-run alone afterwards (exact user + system time of its process tree). "
+             f"Start-up: the interpreter plus every import the job made, measured in that re-run (`-X importtime`). "
+             f"`snakemake --dry-run` of the full {n_full:,}-model spec: {dry_s:.1f} s.", ""]
+    extra = "" if args.full else f" extrapolated to {n_full:,} models: jobs | CPU s |"
+    lines += ["| stage | jobs | CPU s | CPU s / model | start-up s / job | start-up share | max RSS MB |" + extra,
+              "|---|---:|---:|---:|---:|---:|---:|" + ("" if args.full else "---:|---:|")]
     for r in rows:
         lines.append(f"| {r['stage']} | {r['jobs']} | {r['cpu_s']:,.1f} | {r['cpu_s_per_model']:.4f} | "
-                     f"{100 * r['startup_share']:.0f}% | {r['max_rss_mb']:,.0f} | {r['full_jobs']:.0f} | {r['full_cpu_s']:,.0f} |")
-    lines.append(f"| **all** | {sum(r['jobs'] for r in rows)} | {total_cpu:,.1f} | {total_cpu / n_models:.4f} | "
-                 f"{100 * sum(start * r['jobs'] for r in rows) / max(total_cpu, 1e-9):.0f}% | | "
-                 f"{sum(r['full_jobs'] for r in rows):.0f} | {full_cpu:,.0f} |")
+                     f"{r['startup_cpu_s']:.2f} | {100 * r['startup_share']:.1f}% | {r['max_rss_mb']:,.0f} |"
+                     + ("" if args.full else f" {r['full_jobs']:.0f} | {r['full_cpu_s']:,.0f} |"))
+    lines.append(f"| **all** | {sum(r['jobs'] for r in rows)} | {total_cpu:,.1f} | {total_cpu / n_models:.4f} | | "
+                 f"{100 * startup_total / max(total_cpu, 1e-9):.1f}% | |"
+                 + ("" if args.full else f" {sum(r['full_jobs'] for r in rows):.0f} | {full_cpu:,.0f} |"))
     if not args.full:
         lines += ["", f"Extrapolation (not a measurement): {n_full:,} models would need ≈ {full_cpu:,.0f} CPU-s, i.e. "
                   f"≈ {full_cpu / args.cores / 60:,.0f} min wall on {args.cores} dedicated cores if the jobs keep both "
