@@ -41,7 +41,9 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
 
 def condition_metrics(stacked: Any) -> dict[str, np.ndarray]:
     """Columns for a tensor's checkpoints ``[E, P, out, in(, kh, kw)]`` (epochs in file order) → ``{column: [E, P]}``."""
-    W = np.asarray(stacked.detach().cpu().numpy() if hasattr(stacked, "detach") else stacked, dtype=np.float64)
+    from zoo.spectral import _to_numpy
+
+    W = _to_numpy(stacked).astype(np.float64, copy=False)
     E, P = W.shape[:2]
     fan_in, fan_out = fans(W.shape[2:])
     mats = W.reshape(E, P, fan_out, fan_in)
