@@ -151,9 +151,9 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     from pathlib import Path
 
     spec = importlib.util.find_spec("sklearn")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    csv = next((Path(loc) / "datasets" / "data" / "digits.csv.gz" for loc in locations
-                if (Path(loc) / "datasets" / "data" / "digits.csv.gz").is_file()), None)
+    candidates = [Path(loc) / "datasets" / "data" / "digits.csv.gz" for loc in (spec.submodule_search_locations or [])] \
+        if spec else []
+    csv = next((path for path in candidates if path.is_file()), None)
     if csv is None:
         from sklearn.datasets import load_digits as sk_digits
 
