@@ -3,8 +3,9 @@
 Runs ``snakemake --cores N data/zoo.duckdb`` (train → weights, spectral, landscape → phases
 → catalog, plus whatever else the catalog reads) for one zoo in a scratch folder and times
 it, reads every job's Snakemake ``benchmark:`` file for its peak RSS, then re-runs every job
-alone for its exact CPU seconds and start-up cost: the interpreter's plus every import the
-job made (Python's ``-X importtime``, lazy imports included), added up per rule.
+(``--rerun-parallel`` at a time, default ``--cores``) for its exact CPU seconds and start-up
+cost: the interpreter's plus every import the job made (Python's ``-X importtime``, lazy
+imports included), added up per rule.
 
 By default the zoo is a subset of ``config/large-10k.yaml`` (its grid and settings, fewer
 seeds/batch sizes, populations of the same size), and the table extrapolates each stage's
@@ -13,7 +14,7 @@ CPU-s per model to the full zoo's model and job counts — labelled as an extrap
 either way.
 
     python benchmarks/end_to_end.py [--seeds 12] [--batch-sizes 16 128] [--cores 2] [--full]
-        [--work /tmp/zoo-e2e]
+        [--rerun-parallel N] [--work /tmp/zoo-e2e]
 
 Writes benchmarks/out/end_to_end.{parquet,md} and prints the table.
 """
@@ -37,8 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "out"
 FULL = ROOT / "config" / "large-10k.yaml"
-#: Python's import profiler (``-X importtime``) as an environment variable: every job re-run
-#: alone reports what it imported and how long each import took, lazy imports included.
+#: Python's import profiler (``-X importtime``) as an environment variable: every re-run job
+#: reports what it imported and how long each import took, lazy imports included.
 IMPORT_PROFILE_ENV = {"PYTHONPROFILEIMPORTTIME": "1"}
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (.*)$")
 
@@ -133,22 +134,37 @@ def jobs_of(log: Path) -> list[tuple[str, str, str | None]]:
     return jobs
 
 
-def measure_jobs(work: Path, jobs: list[tuple[str, str, str | None]], zoo: str) -> tuple[dict[str, dict[str, float]], list[dict]]:
-    """Re-run every job's command alone, one at a time, for its exact CPU seconds (user + system of
-    the whole process tree; Snakemake's benchmark ``cpu_time`` is sampled and misses short jobs)
-    and its start-up: the interpreter plus every import the job made (``-X importtime``, read
-    from the job's log, then removed from it). Returns per-stage totals and one row per job."""
+def _run_measured(cmd: str, work: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one job command: user + system of its whole process tree,
+    from ``wait4`` on its shell (which waits for, hence accounts, every child)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=work, env={**_env(), **IMPORT_PROFILE_ENV})
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return usage.ru_utime + usage.ru_stime, time.perf_counter() - t
+
+
+def measure_jobs(work: Path, jobs: list[tuple[str, str, str | None]], zoo: str,
+                 parallel: int = 1) -> tuple[dict[str, dict[str, float]], list[dict]]:
+    """Re-run every job's command, ``parallel`` at a time, for its exact CPU seconds (user +
+    system of the whole process tree; Snakemake's benchmark ``cpu_time`` is sampled and misses
+    short jobs) and its start-up: the interpreter plus every import the job made (``-X
+    importtime``, read from the job's log, then removed from it). Returns per-stage totals and
+    one row per job. Every output already exists and is written atomically with the same
+    content, so the order of the re-runs does not matter."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from zoo.jobs import read_population
 
     interpreter = interpreter_cpu_s()
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        measured = list(pool.map(lambda job: _run_measured(job[1], work), jobs))
     stages: dict[str, dict[str, float]] = defaultdict(
         lambda: {"jobs": 0, "cpu_s": 0.0, "alone_wall_s": 0.0, "models": 0, "startup_s": 0.0})
     per_job = []
-    for rule, cmd, population in jobs:
-        before, t = os.times(), time.perf_counter()
-        subprocess.run(["bash", "-c", cmd], check=True, cwd=work, env={**_env(), **IMPORT_PROFILE_ENV})
-        after = os.times()
-        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    for (rule, cmd, population), (cpu, wall) in zip(jobs, measured):
         log = re.search(r"(?:2>|>) (\S+)(?: 2>&1)?\s*$", cmd)  # the job's stderr: `2> log` or `> log 2>&1`
         imports = 0.0
         if log and (work / log.group(1)).is_file():
@@ -159,7 +175,7 @@ def measure_jobs(work: Path, jobs: list[tuple[str, str, str | None]], zoo: str) 
         st = stages[rule]
         st["jobs"] += 1
         st["cpu_s"] += cpu
-        st["alone_wall_s"] += time.perf_counter() - t
+        st["alone_wall_s"] += wall
         st["models"] += models
         st["startup_s"] += interpreter + imports
         per_job.append({"stage": rule, "population": population or "", "models": models, "cpu_s": cpu,
@@ -176,6 +192,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/zoo-e2e")
     ap.add_argument("--keep", action="store_true", help="keep an existing work folder (resume a run)")
     ap.add_argument("--reuse", action="store_true", help="with --keep: do not re-run snakemake, only measure its jobs")
+    ap.add_argument("--rerun-parallel", type=int, default=None,
+                    help="jobs re-run at a time for their CPU seconds (default: --cores; 1 = each job alone)")
     args = ap.parse_args()
     work = Path(args.work)
     if work.exists() and not args.keep:
@@ -201,7 +219,8 @@ def main() -> None:
     load_after = os.getloadavg()
     parallel = read_benchmarks(work / "data")
     zoo_name = next(iter(cfg["zoos"]))
-    stages, per_job = measure_jobs(work, jobs_of(log), zoo_name)
+    rerun_parallel = args.rerun_parallel or args.cores
+    stages, per_job = measure_jobs(work, jobs_of(log), zoo_name, rerun_parallel)
     rows = []
     for rule, st in sorted(stages.items(), key=lambda kv: -kv[1]["cpu_s"]):
         start = st["startup_s"] / st["jobs"]  # mean start-up of one job of this stage
@@ -227,7 +246,8 @@ def main() -> None:
     meta = {"models": n_models, "populations": n_pops, "wall_s": wall, "cores": args.cores,
             "startup_s_per_job": {r["stage"]: r["startup_cpu_s"] for r in rows},
             "dry_run_full_s": dry_s, "full_models": n_full, "full_populations": n_full_pops,
-            "load_before": load_before[0], "load_after": load_after[0], "full": args.full}
+            "load_before": load_before[0], "load_after": load_after[0], "full": args.full,
+            "rerun_parallel": rerun_parallel}
     table = pa.Table.from_pylist(rows).replace_schema_metadata({"run": json.dumps(meta)})
     pq.write_table(table, OUT / "end_to_end.parquet")
     pq.write_table(pa.Table.from_pylist(per_job), OUT / "end_to_end_jobs.parquet")
@@ -236,7 +256,8 @@ def main() -> None:
         f"learning rates, epochs, checkpoints, population size)")
     lines = [f"End to end on {what}: {n_models:,} models in {n_pops} populations, `snakemake --cores {args.cores}`, "
              f"{wall:,.0f} s wall ({wall / 60:.1f} min); load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
-             f"after. CPU seconds: every job re-run alone afterwards (exact user + system time of its process tree). "
+             f"after. CPU seconds: every job re-run afterwards, {rerun_parallel} at a time "
+             f"(exact user + system time of its process tree). "
              f"Start-up: the interpreter plus every import the job made, measured in that re-run (`-X importtime`). "
              f"`snakemake --dry-run` of the full {n_full:,}-model spec: {dry_s:.1f} s.", ""]
     extra = "" if args.full else f" extrapolated to {n_full:,} models: jobs | CPU s |"

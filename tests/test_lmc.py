@@ -271,3 +271,37 @@ def test_regression_zoo_writes_empty_tables_with_a_note(tmp_path):
     for table in ("lmc", "merging"):
         t = pq.read_table(lay.table(table, pop))
         assert t.num_rows == 0 and b"regression task" in t.schema.metadata[b"zoo.note"]
+
+
+def test_landscape_job_writes_the_same_lmc_and_merging_tables_as_the_lmc_merging_command(tmp_path):
+    """The workflow's one job per population (``zoo landscape --lmc --merging``) must write
+    exactly what the two commands write alone: same rows, same values, same metadata."""
+    from zoo.cli import main
+    from zoo.store import read_table
+
+    zoo, lay = _trained(tmp_path, SPEC)
+    (pop,) = zoo.populations
+    common = [lay.checkpoint(pop), "--population", lay.population_doc(pop), "--models", lay.table("models", pop)]
+    alone = tmp_path / "alone"
+    assert main(["landscape", *common, "--out", str(alone / "landscape.parquet")]) == 0
+    assert main(["lmc-merging", *common, "--lmc", str(alone / "lmc.parquet"), "--merging", str(alone / "merging.parquet")]) == 0
+    assert main(["landscape", *common, "--out", lay.table("landscape", pop), "--lmc", lay.table("lmc", pop),
+                 "--merging", lay.table("merging", pop)]) == 0
+    for name in ("landscape", "lmc", "merging"):
+        a, b = read_table(alone / f"{name}.parquet", name), read_table(lay.table(name, pop), name)
+        assert a.schema == b.schema, name  # metadata (settings, note, population hash) included
+        assert a.num_rows > 0 and a.drop_columns(["wall_s"]).equals(b.drop_columns(["wall_s"])), name
+
+
+def test_landscape_lmc_without_merging_is_one_line(tmp_path, capsys):
+    from zoo.cli import main
+
+    zoo, lay = _trained(tmp_path, {**SPEC, "seeds": [0], "grid": {"width": [4], "lr": [0.1]}, "epochs": 1,
+                                   "checkpoints": [1]})
+    (pop,) = zoo.populations
+    capsys.readouterr()  # the training's own lines
+    assert main(["landscape", lay.checkpoint(pop), "--population", lay.population_doc(pop), "--models",
+                 lay.table("models", pop), "--out", str(tmp_path / "l.parquet"), "--lmc", str(tmp_path / "x.parquet")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--lmc and --merging go together" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "l.parquet").exists()

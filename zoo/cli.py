@@ -64,6 +64,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", "train one population of a zoo (used by the workflow)", _train_args)
 def _train(args: argparse.Namespace) -> None:
     from zoo.jobs import train
+    from zoo.no_pandas import forbid_pandas
+
+    forbid_pandas()
 
     train(args.population, args.checkpoint, args.models, args.metrics, args.resume, progress=not args.no_progress)
 
@@ -91,6 +94,9 @@ def _weights_args(p: argparse.ArgumentParser) -> None:
 @command("weights", "extract the weights table from a population checkpoint", _weights_args)
 def _weights(args: argparse.Namespace) -> None:
     from zoo.jobs import weights
+    from zoo.no_pandas import forbid_pandas
+
+    forbid_pandas()
 
     weights(args.checkpoint, args.out)
 

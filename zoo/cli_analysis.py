@@ -55,8 +55,13 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, Any]]):
     import pyarrow as pa
 
     schema = table_schema(columns)
-    return pa.table({f.name: pa.array([r.get(f.name) for r in rows], f.type, from_pandas=True) for f in schema},
+    return pa.table({f.name: pa.array([_nan_to_null(r.get(f.name)) for r in rows], f.type) for f in schema},
                     schema=schema)
+
+
+def _nan_to_null(value: Any) -> Any:
+    """NaN → None (what ``from_pandas=True`` would do, without importing pandas in the job)."""
+    return None if isinstance(value, float) and value != value else value
 
 
 def lmc_of_pairs(data: Any, pairs: list[tuple[int, int]], references: set[int], match: bool,
@@ -101,6 +106,18 @@ def analysis_job(population_path: str | Path, checkpoint: str | Path, models_pat
     weight matching does not support gets its tables anyway (empty, or with null aligned
     columns) and a ``note`` in their metadata, never a failed workflow. Returns counts and the note.
     """
+    import torch
+
+    from zoo.jobs import load_population
+
+    torch.set_num_threads(1)
+    data = load_population(population_path, checkpoint, models_path, epoch)
+    return analysis_of(data, lmc_out, merging_out, overrides)
+
+
+def analysis_of(data: Any, lmc_out: str | Path, merging_out: str | Path,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`analysis_job` on a population already loaded (:func:`zoo.jobs.load_population`)."""
     import dataclasses
 
     import torch
@@ -109,12 +126,8 @@ def analysis_job(population_path: str | Path, checkpoint: str | Path, models_pat
     from zoo.merging import merging_rows
     from zoo.store import write_table
 
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
     settings = dataclasses.replace(AnalysisSettings(), **(overrides or {}))
-    from zoo.jobs import load_population
-
-    data = load_population(population_path, checkpoint, models_path, epoch)
     ids, base = data.model_ids, data.specs[0]
     task = getattr(data.dataset, "task", "classification")
     groups = grid_points(data.specs, data.usable)
@@ -173,6 +186,9 @@ def _job_args(p: argparse.ArgumentParser) -> None:
 @command("lmc-merging", "linear mode connectivity of seed pairs before/after weight matching, and merging gains "
          "per grid point, of one population", _job_args)
 def _lmc_merging(args: argparse.Namespace) -> None:
+    from zoo.no_pandas import forbid_pandas
+
+    forbid_pandas()
     overrides = {k: getattr(args, k) for k in ("n_eval", "points", "align_k", "max_iter") if getattr(args, k) is not None}
     for key, value in overrides.items():
         if value < (3 if key == "points" else 1):

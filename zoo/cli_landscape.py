@@ -1,4 +1,5 @@
-"""``zoo landscape`` (one population → landscape/<pop>.parquet) and ``zoo phases`` (one zoo →
+"""``zoo landscape`` (one population → landscape/<pop>.parquet, and with ``--lmc/--merging``
+its lmc and merging tables in the same process) and ``zoo phases`` (one zoo →
 phases.parquet + phase-diagram PNG). Heavy imports live inside the functions."""
 
 from __future__ import annotations
@@ -22,8 +23,32 @@ LANDSCAPE_COLUMNS: dict[str, str] = {
 
 
 def landscape_job(population_path: str | Path, checkpoint: str | Path, models_path: str | Path, out: str | Path,
-                  epoch: int | None = None, overrides: dict[str, Any] | None = None) -> None:
-    """Landscape metrics of one population at ``epoch`` (default: its last checkpoint)."""
+                  epoch: int | None = None, overrides: dict[str, Any] | None = None,
+                  lmc_out: str | Path | None = None, merging_out: str | Path | None = None) -> None:
+    """Landscape metrics of one population at ``epoch`` (default: its last checkpoint).
+
+    With ``lmc_out`` and ``merging_out`` it also writes the ``lmc`` and ``merging`` tables
+    (:func:`zoo.cli_analysis.analysis_of`, default settings) from the same loaded population:
+    the workflow's one job per population for both, so torch, the checkpoint and the dataset
+    are loaded once (``zoo lmc-merging`` computes the same tables alone).
+    """
+    import torch
+
+    from zoo.jobs import load_population
+
+    if (lmc_out is None) != (merging_out is None):
+        raise DataError("--lmc and --merging go together: pass both files or neither")
+    torch.set_num_threads(1)
+    data = load_population(population_path, checkpoint, models_path, epoch)
+    landscape_of(data, out, overrides)
+    if lmc_out is not None:
+        from zoo.cli_analysis import analysis_of
+
+        analysis_of(data, lmc_out, merging_out)
+
+
+def landscape_of(data: Any, out: str | Path, overrides: dict[str, Any] | None = None) -> None:
+    """:func:`landscape_job` on a population already loaded (:func:`zoo.jobs.load_population`)."""
     import dataclasses
     import time
 
@@ -31,14 +56,11 @@ def landscape_job(population_path: str | Path, checkpoint: str | Path, models_pa
     import pyarrow as pa
     import torch
 
-    from zoo.jobs import load_population
     from zoo.landscape import LandscapeSettings, population_landscape
     from zoo.store import write_table
     from zoo.train import train_subset
 
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    data = load_population(population_path, checkpoint, models_path, epoch)
     population, epoch, ids, specs, ds = data.population, data.epoch, data.model_ids, data.specs, data.dataset
     diverged, params = data.diverged, data.params
     task = getattr(ds, "task", "classification")
@@ -140,6 +162,9 @@ def _landscape_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", required=True, help="data/zoos/<zoo>/models/<population>.parquet (diverged flags)")
     p.add_argument("--out", required=True, help="data/zoos/<zoo>/landscape/<population>.parquet")
     p.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default: the last)")
+    p.add_argument("--lmc", default=None, help="also write data/zoos/<zoo>/lmc/<population>.parquet "
+                   "(zoo lmc-merging's table, default settings) from the same loaded population; needs --merging")
+    p.add_argument("--merging", default=None, help="also write data/zoos/<zoo>/merging/<population>.parquet; needs --lmc")
     for name, typ, what in (("n-eval", int, "examples in the fixed evaluation batch"),
                             ("power-iters", int, "power-iteration steps"), ("probes", int, "Hutchinson probes"),
                             ("curve-steps", int, "Bezier control-point training steps"),
@@ -149,6 +174,9 @@ def _landscape_args(p: argparse.ArgumentParser) -> None:
 
 @command("landscape", "Hessian, mode connectivity, CKA and peer distances of one population", _landscape_args)
 def _landscape(args: argparse.Namespace) -> None:
+    from zoo.no_pandas import forbid_pandas
+
+    forbid_pandas()
     overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
                  for k in ("n-eval", "power-iters", "probes", "curve-steps", "curve-points", "n-mix")}
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -161,7 +189,7 @@ def _landscape(args: argparse.Namespace) -> None:
             raise DataError(f"--{key.replace('_', '-')}: {value} must be >= 1")
         if key == "curve_steps" and value < 0:
             raise DataError("--curve-steps: must be >= 0 (0 = the straight line)")
-    landscape_job(args.population, args.checkpoint, args.models, args.out, args.epoch, overrides)
+    landscape_job(args.population, args.checkpoint, args.models, args.out, args.epoch, overrides, args.lmc, args.merging)
 
 
 def _phases_args(p: argparse.ArgumentParser) -> None:

@@ -1,30 +1,8 @@
-# Weight-matrix analyses (docs/analysis.md): linear mode connectivity of seed pairs before and
-# after weight matching and merging gains per grid point (one job per population, on the
-# stacked tensors), and the figures of merging by phase and of the spectral condition.
+# Figures of the weight-matrix analyses (docs/analysis.md): merging by phase and the spectral
+# condition. The lmc and merging tables they read (linear mode connectivity of seed pairs
+# before and after weight matching, merging gains per grid point) are written by the
+# landscape rule (landscape.smk), in the same job as the landscape table of each population.
 # Rules only wire files to `zoo` commands.
-
-
-rule lmc_merging:
-    input:
-        population=L.population_doc("{population}"),
-        checkpoint=L.checkpoint("{population}"),
-        models=L.table("models", "{population}"),
-    output:
-        lmc=L.table("lmc", "{population}"),
-        merging=L.table("merging", "{population}"),
-    log:
-        L.log("lmc_merging/{population}"),
-    benchmark:
-        L.benchmark("lmc_merging/{population}")
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    shell:
-        "zoo lmc-merging {input.checkpoint} --population {input.population} --models {input.models} "
-        "--lmc {output.lmc} --merging {output.merging} 2> {log}"
 
 
 rule merging_figure:

@@ -1,5 +1,7 @@
-# Loss-landscape metrics per population (Hessian, mode connectivity, CKA) and the phase
-# labels + phase diagram per zoo. Rules only wire files to `zoo landscape` / `zoo phases`.
+# Loss-landscape metrics per population (Hessian, mode connectivity, CKA), with the lmc and
+# merging tables of the same population (docs/analysis.md) in the same job: both read the
+# same checkpoint, models table and dataset, and one process imports torch once. Then the
+# phase labels + phase diagram per zoo. Rules only wire files to `zoo landscape` / `zoo phases`.
 
 
 rule landscape:
@@ -8,7 +10,9 @@ rule landscape:
         checkpoint=L.checkpoint("{population}"),
         models=L.table("models", "{population}"),
     output:
-        L.table("landscape", "{population}"),
+        landscape=L.table("landscape", "{population}"),
+        lmc=L.table("lmc", "{population}"),
+        merging=L.table("merging", "{population}"),
     log:
         L.log("landscape/{population}"),
     benchmark:
@@ -18,9 +22,10 @@ rule landscape:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=60,
     shell:
-        "zoo landscape {input.checkpoint} --population {input.population} --models {input.models} --out {output} 2> {log}"
+        "zoo landscape {input.checkpoint} --population {input.population} --models {input.models} "
+        "--out {output.landscape} --lmc {output.lmc} --merging {output.merging} 2> {log}"
 
 
 rule phases:
