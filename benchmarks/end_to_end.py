@@ -73,6 +73,28 @@ def interpreter_cpu_s(repeats: int = 3) -> float:
     return best
 
 
+_GEMM = """
+import time, numpy as np
+a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+a @ a
+best = float("inf")
+for _ in range(5):
+    t = time.perf_counter()
+    for _ in range(5):
+        a @ a
+    best = min(best, time.perf_counter() - t)
+print(5 * 2 * 1024 ** 3 / best / 1e9)
+"""
+
+
+def machine_gemm_gflops() -> float:
+    """Single-thread float32 GEMM throughput (1024², best of 5 × 5) of this machine right now: the
+    yardstick for comparing runs made on different days (a busy or throttled host shows here)."""
+    env = {**_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    return float(subprocess.run([sys.executable, "-c", _GEMM], check=True, capture_output=True, text=True,
+                                env=env).stdout)
+
+
 def import_seconds(stderr_text: str) -> tuple[float, str]:
     """Seconds spent importing (sum of the top-level ``-X importtime`` entries, cumulative µs)
     and the text without those lines."""
@@ -206,6 +228,7 @@ def main() -> None:
     n_models, n_pops = count_models(cfg)
     n_full, n_full_pops = count_models(full_cfg)
 
+    gemm_before = machine_gemm_gflops()
     dry = work / "dry-run"
     dry.mkdir(exist_ok=True)
     dry_s = snakemake(dry, FULL, 1, "--dry-run")
@@ -217,6 +240,7 @@ def main() -> None:
         wall = snakemake(work, cfg_path, args.cores, "data/zoo.duckdb", log=log)
         (work / "run.json").write_text(json.dumps({"wall_s": wall}))
     load_after = os.getloadavg()
+    gemm_after = machine_gemm_gflops()
     parallel = read_benchmarks(work / "data")
     zoo_name = next(iter(cfg["zoos"]))
     rerun_parallel = args.rerun_parallel or args.cores
@@ -247,7 +271,7 @@ def main() -> None:
             "startup_s_per_job": {r["stage"]: r["startup_cpu_s"] for r in rows},
             "dry_run_full_s": dry_s, "full_models": n_full, "full_populations": n_full_pops,
             "load_before": load_before[0], "load_after": load_after[0], "full": args.full,
-            "rerun_parallel": rerun_parallel}
+            "rerun_parallel": rerun_parallel, "gemm_gflops_before": gemm_before, "gemm_gflops_after": gemm_after}
     table = pa.Table.from_pylist(rows).replace_schema_metadata({"run": json.dumps(meta)})
     pq.write_table(table, OUT / "end_to_end.parquet")
     pq.write_table(pa.Table.from_pylist(per_job), OUT / "end_to_end_jobs.parquet")
@@ -256,7 +280,7 @@ def main() -> None:
         f"learning rates, epochs, checkpoints, population size)")
     lines = [f"End to end on {what}: {n_models:,} models in {n_pops} populations, `snakemake --cores {args.cores}`, "
              f"{wall:,.0f} s wall ({wall / 60:.1f} min); load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
-             f"after. CPU seconds: every job re-run afterwards, {rerun_parallel} at a time "
+             f"after; single-thread GEMM {gemm_before:.0f} GFLOP/s before, {gemm_after:.0f} after. CPU seconds: every job re-run afterwards, {rerun_parallel} at a time "
              f"(exact user + system time of its process tree). "
              f"Start-up: the interpreter plus every import the job made, measured in that re-run (`-X importtime`). "
              f"`snakemake --dry-run` of the full {n_full:,}-model spec: {dry_s:.1f} s.", ""]
