@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: Stage (rule name) → why it does not apply to an INR zoo.
+#: Stage (rule name; ``lmc_merging`` = the lmc and merging tables, which the landscape rule writes
+#: in the same job) → why it does not apply to an INR zoo.
 INR_SKIPPED: dict[str, str] = {
     "landscape": "Hessian of the cross-entropy, mode connectivity by test error and CKA of logits are defined "
                  "for classifiers; an INR zoo fits signals (MSE), so no landscape table is built",
