@@ -88,3 +88,11 @@ def test_weights_job_runs_without_pandas(tmp_path):
     res = subprocess.run([sys.executable, "-c", code, lay.checkpoint(pop), str(out)], capture_output=True, text=True)
     assert res.stdout.split() == ["0", "False"], res.stderr
     assert pq.read_table(out).num_rows > 0
+
+
+def test_the_per_population_job_commands_are_the_ones_run_without_pandas():
+    from zoo.cli import COMMANDS, build_parser
+
+    build_parser()  # registers every command module
+    marked = {name for name, cmd in COMMANDS.items() if cmd.without_pandas}
+    assert marked == {"train", "weights", "landscape", "lmc-merging"}

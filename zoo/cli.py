@@ -21,6 +21,9 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int | None]
+    #: a per-population job that never uses pandas: it runs with ``import pandas`` refused
+    #: (:func:`zoo.no_pandas.forbid_pandas`, ~0.4 s less start-up per job)
+    without_pandas: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
@@ -29,11 +32,12 @@ COMMANDS: dict[str, Command] = {}
 EXTENSIONS: list[str] = ["zoo.cli_query", "zoo.cli_learn", "zoo.cli_spectral", "zoo.cli_verify", "zoo.cli_info", "zoo.cli_landscape", "zoo.cli_analysis", "zoo.cli_figures", "zoo.cli_status", "zoo.cli_deploy"]
 
 
-def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """Decorator registering ``run(args)`` as ``zoo NAME``."""
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None], *,
+            without_pandas: bool = False):
+    """Decorator registering ``run(args)`` as ``zoo NAME`` (``without_pandas``: see :class:`Command`)."""
 
     def deco(run: Callable[[argparse.Namespace], int | None]):
-        COMMANDS[name] = Command(name, help, add_arguments, run)
+        COMMANDS[name] = Command(name, help, add_arguments, run, without_pandas)
         return run
 
     return deco
@@ -61,12 +65,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-@command("train", "train one population of a zoo (used by the workflow)", _train_args)
+@command("train", "train one population of a zoo (used by the workflow)", _train_args, without_pandas=True)
 def _train(args: argparse.Namespace) -> None:
     from zoo.jobs import train
-    from zoo.no_pandas import forbid_pandas
-
-    forbid_pandas()
 
     train(args.population, args.checkpoint, args.models, args.metrics, args.resume, progress=not args.no_progress)
 
@@ -91,12 +92,9 @@ def _weights_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="weights Parquet file to write")
 
 
-@command("weights", "extract the weights table from a population checkpoint", _weights_args)
+@command("weights", "extract the weights table from a population checkpoint", _weights_args, without_pandas=True)
 def _weights(args: argparse.Namespace) -> None:
     from zoo.jobs import weights
-    from zoo.no_pandas import forbid_pandas
-
-    forbid_pandas()
 
     weights(args.checkpoint, args.out)
 
@@ -144,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
-        p.set_defaults(_run=cmd.run)
+        p.set_defaults(_run=cmd.run, _without_pandas=cmd.without_pandas)
     return parser
 
 
@@ -171,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
+        if args._without_pandas:
+            from zoo.no_pandas import forbid_pandas
+
+            forbid_pandas()
         code = args._run(args)
     except Terminated:
         print(f"zoo {args.command}: terminated (SIGTERM); outputs left as they were", file=sys.stderr)

@@ -184,11 +184,8 @@ def _job_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("lmc-merging", "linear mode connectivity of seed pairs before/after weight matching, and merging gains "
-         "per grid point, of one population", _job_args)
+         "per grid point, of one population", _job_args, without_pandas=True)
 def _lmc_merging(args: argparse.Namespace) -> None:
-    from zoo.no_pandas import forbid_pandas
-
-    forbid_pandas()
     overrides = {k: getattr(args, k) for k in ("n_eval", "points", "align_k", "max_iter") if getattr(args, k) is not None}
     for key, value in overrides.items():
         if value < (3 if key == "points" else 1):

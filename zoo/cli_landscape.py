@@ -172,11 +172,9 @@ def _landscape_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name}", type=typ, default=None, help=what)
 
 
-@command("landscape", "Hessian, mode connectivity, CKA and peer distances of one population", _landscape_args)
+@command("landscape", "Hessian, mode connectivity, CKA and peer distances of one population", _landscape_args,
+         without_pandas=True)
 def _landscape(args: argparse.Namespace) -> None:
-    from zoo.no_pandas import forbid_pandas
-
-    forbid_pandas()
     overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
                  for k in ("n-eval", "power-iters", "probes", "curve-steps", "curve-points", "n-mix")}
     overrides = {k: v for k, v in overrides.items() if v is not None}

@@ -6,11 +6,12 @@ conversion layer both probe for pandas, to recognise pandas objects. In a job th
 touches pandas that is 0.3–0.5 CPU-s of start-up — paid by every train, weights and
 landscape job, and more than all their other imports except torch.
 
-:func:`forbid_pandas`, called first thing by those commands, makes ``import pandas`` fail
-for the rest of the process. Both probes take a failed import as "no pandas" and carry on
-(tested: tests/test_no_pandas.py); anything that really needs pandas gets a
-``ModuleNotFoundError`` that names this module, not a silent change. Library functions do
-not call it (a user's session may well use pandas), only the job commands.
+:func:`forbid_pandas`, called by ``zoo.cli.main`` first thing for the commands registered
+with ``without_pandas=True``, makes ``import pandas`` fail for the rest of the process. Both
+probes take a failed import as "no pandas" and carry on (tested: tests/test_no_pandas.py);
+anything that really needs pandas gets a ``ModuleNotFoundError`` that names this module, not
+a silent change. Library functions do not call it (a user's session may well use pandas),
+only those job commands.
 """
 
 from __future__ import annotations
