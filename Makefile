@@ -13,7 +13,7 @@ PIP := $(VENV)/bin/pip install -q --disable-pip-version-check $(PIP_ARGS)
 
 # Runtime and test pins in ONE pip call, so torch==2.13.0 is part of every resolution;
 # then the package itself, editable, without letting pip touch the pinned dependencies.
-$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml setup.py zoo/_fused.c
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(PIP) -r requirements.txt -r requirements-test.txt
 	$(PIP) --no-deps -e .

@@ -159,6 +159,58 @@ def test_flat_optimizer_is_bit_stable_across_population_sizes(name):
             assert torch.equal(got[k], full[k][members]), (k, members)
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_one_pass_c_kernels_give_the_bits_of_the_torch_passes(name, weight_decay):
+    """zoo._fused against BatchedOptimizer's torch passes, step by step: parameters, m, v, buf.
+
+    Gradients span 12 decades (v's square roots, tiny steps), one model's gradient is
+    non-finite (its proposal must be non-finite in both), and every model has its own
+    learning rate, momentum and decay; the kernels make one pass where torch makes up to six.
+    """
+    import zoo.optim
+
+    assert zoo.optim._fused is not None, "zoo._fused is not built: `pip install -e .` compiles it (needs a C compiler)"
+    P, gen = 33, torch.Generator().manual_seed(5)
+    shapes = {"w": (7, 5), "b": (7,), "c": (3, 3)}
+    layout = FlatLayout(shapes, P)
+    hyper = (10 ** torch.empty(P).uniform_(-4, 0, generator=gen), torch.rand(P, generator=gen),
+             torch.rand(P, generator=gen) * weight_decay)
+    fused, plain = BatchedOptimizer(name, *hyper), BatchedOptimizer(name, *hyper)
+    plain.fused = False
+    assert fused.fused
+    flat = layout.pack({k: torch.randn(P, *s, generator=gen) for k, s in shapes.items()})
+    for step in range(6):
+        grad = layout.pack({k: torch.randn(P, *s, generator=gen) * 10 ** torch.empty(P, *[1] * len(s)).uniform_(
+            -9, 3, generator=gen) for k, s in shapes.items()})
+        if step == 3:
+            layout.rows(grad)[5, 2] = float("nan")
+        outs = []
+        for opt in (fused, plain):
+            out = layout.empty()
+            opt.step(layout, flat, grad.clone(), out)
+            opt.advance(torch.ones(P, dtype=torch.bool))
+            outs.append(out)
+        same = dict(rtol=0, atol=0, equal_nan=True)  # equal values, NaN where the other has NaN
+        torch.testing.assert_close(outs[0], outs[1], **same, msg=f"step {step}: parameters differ")
+        for slot in plain.state:
+            torch.testing.assert_close(fused.state[slot], plain.state[slot], **same, msg=f"step {step}: {slot} differs")
+        if step == 3:
+            assert not torch.isfinite(layout.rows(outs[0])[5]).all()
+        flat = torch.nan_to_num(outs[1])
+
+
+def test_one_pass_kernels_refuse_buffers_that_are_not_the_layouts_flat_buffers():
+    layout = FlatLayout({"w": (4, 4)}, 3)
+    opt = BatchedOptimizer("adam", torch.full((3,), 0.1), torch.zeros(3), torch.zeros(3))
+    if not opt.fused:
+        pytest.skip("zoo._fused is not built")
+    with pytest.raises(ValueError, match="flat float32 buffers"):
+        opt.step(layout, layout.empty()[:-1], layout.empty(), layout.empty())
+    with pytest.raises(ValueError, match="flat float32 buffers"):
+        opt.step(layout, layout.empty(torch.float64), layout.empty(), layout.empty())
+
+
 def test_mlp_training_is_bit_identical_across_population_sizes_with_every_per_model_hook():
     """The hand-written path with dropout, label noise, weight decay, Adam, odd widths."""
     raw = {"dataset": "digits", "model": {"arch": "mlp", "depth": 2, "width": 7, "activation": "gelu"},

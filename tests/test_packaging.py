@@ -151,9 +151,9 @@ def test_ci_runs_the_readme_test_command():
 def source_copy(dest: Path) -> Path:
     """What a wheel is built from, copied so that builds never write into the checkout."""
     dest.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "zoo", dest / "zoo", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "zoo", dest / "zoo", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so"))
     return dest
 
 
@@ -207,8 +207,10 @@ def test_wheel_installs_and_works_from_any_directory(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("zoo-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     assert "zoo/schemas/config.schema.yaml" in shipped
-    data_files = {p.relative_to(src).as_posix() for p in (src / "zoo").rglob("*") if p.is_file() and p.suffix not in {".py", ".pyc"}}
+    data_files = {p.relative_to(src).as_posix() for p in (src / "zoo").rglob("*")
+                  if p.is_file() and p.suffix not in {".py", ".pyc", ".c"}}  # C sources ship compiled
     assert data_files <= shipped, f"package data missing from the wheel: {sorted(data_files - shipped)}"
+    assert any(re.fullmatch(r"zoo/_fused\..*\.so", name) for name in shipped), "zoo._fused was not compiled into the wheel"
 
     new = tmp_path / "new"
     python = fresh_venv(new)

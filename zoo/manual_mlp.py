@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo.optim import ALIGN, is_aligned
+from zoo.optim import ALIGN, bmm_into, is_aligned
 
 #: exp() arguments are clamped here (exp(-87) ≈ 1.6e-38 is still a normal float32).
 EXP_FLOOR = -87.0
@@ -70,6 +70,7 @@ def batch_multiple(features: Sequence[int]) -> int:
 
 def padded_batch(b: int, multiple: int) -> int:
     return -(-b // multiple) * multiple
+
 
 
 class ManualMLP:
@@ -195,7 +196,8 @@ class ManualMLP:
         params, inputs = sv["params"], sv["inputs"]
         kernel = _BACKWARD[self.activation][0]
         for i in range(self.n_layers - 1, -1, -1):
-            torch.bmm(g, inputs[i].transpose(1, 2), out=grads[f"layers.{i}.weight"])
+            dw = grads[f"layers.{i}.weight"]
+            bmm_into(g, inputs[i].transpose(1, 2), dw, self.buffer(f"dW{i}", tuple(dw.shape), g.dtype))
             torch.sum(g, 2, out=grads[f"layers.{i}.bias"])
             if i == 0:
                 break

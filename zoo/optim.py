@@ -21,6 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+try:  # one-pass C kernels with the torch passes' bits (zoo/_fused.c); optional at install
+    from zoo import _fused
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _fused = None
+
 #: Each model's slice of a batched tensor starts on a boundary of ALIGN floats (128 bytes) and
 #: each model's row of a flat buffer is a multiple of ALIGN long. Two reasons, both about bits:
 #: MKL's batched GEMM picks its kernel path by the alignment of each matrix (a model whose
@@ -53,6 +58,19 @@ def aligned_empty(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) ->
 def is_aligned(t: Tensor) -> bool:
     """Whether every model slice ``t[i]`` of ``t`` starts on a 64-byte boundary, ``ALIGN`` entries apart."""
     return t.data_ptr() % 64 == 0 and (t.shape[0] == 1 or t.stride(0) % ALIGN == 0)
+
+
+def bmm_into(a: Tensor, b: Tensor, out: Tensor, scratch: Tensor) -> Tensor:
+    """``out = a @ b`` (batched), where ``out`` may be a strided view such as a tensor of a flat buffer.
+
+    ``torch.bmm(..., out=t)`` with ``t`` not contiguous (each model's matrix contiguous, the
+    model stride padded) falls back to one ``addmm`` per model: 0.87 instead of 0.50 ms for a
+    population of 256 32×64 gradients, 0.53 instead of 0.15 ms for 10×32 ones. One batched GEMM
+    into the contiguous ``scratch`` (shaped like ``out``) and a copy is faster, with the same bits.
+    """
+    if out.is_contiguous():
+        return torch.bmm(a, b, out=out)
+    return out.copy_(torch.bmm(a, b, out=scratch))
 
 
 class FlatLayout:
@@ -139,9 +157,11 @@ class BatchedOptimizer:
         # float64 so the bias corrections match torch.optim.Adam's Python-float arithmetic
         self.step_count = torch.zeros(lr.shape, dtype=torch.float64)
         self._no_weight_decay = bool((weight_decay == 0).all())
-        self._wd = weight_decay.float().view(-1, 1)
-        self._mom = momentum.float().view(-1, 1)
-        self._lr = lr.float().view(-1, 1)
+        self._wd = weight_decay.float().contiguous().view(-1, 1)
+        self._mom = momentum.float().contiguous().view(-1, 1)
+        self._lr = lr.float().contiguous().view(-1, 1)
+        #: one pass of zoo._fused per step instead of the torch passes (same bits); False: torch only
+        self.fused = _fused is not None
 
     def _bind(self, layout: FlatLayout) -> None:
         if self.layout is not None:
@@ -159,6 +179,9 @@ class BatchedOptimizer:
         whole flat buffer; per-model coefficients enter through ``addcmul`` on its rows.
         """
         self._bind(layout)
+        if self.fused:
+            self._fused_step(layout, params, grad, out)
+            return
         p_rows, g_rows, o_rows = layout.rows(params), layout.rows(grad), layout.rows(out)
         if not self._no_weight_decay:
             g_rows.addcmul_(p_rows, self._wd)  # g + wd·p
@@ -185,6 +208,26 @@ class BatchedOptimizer:
         np.sqrt(self.state["v"].numpy(), out=out.numpy())
         torch.addcmul(eps_over_coef, o_rows, inv_coef, out=o_rows)
         torch.addcdiv(params, self.state["m"], out, value=-1.0, out=out)
+
+    def _fused_step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> None:
+        """:meth:`step` in one pass of :mod:`zoo._fused` (same bits as the torch passes below it)."""
+        for t in (params, grad, out):  # the kernel reads raw addresses: refuse anything but a flat buffer
+            if t.dtype != torch.float32 or t.numel() != layout.numel or not t.is_contiguous():
+                raise ValueError(f"expected flat float32 buffers of {layout.numel} entries, got {t.dtype} {tuple(t.shape)}")
+        wd = 0 if self._no_weight_decay else self._wd.data_ptr()
+        slot = "buf" if self.name == "sgd" else "m"
+        first = slot not in self.state
+        if first:
+            self.state = {k: layout.empty() for k in (("buf",) if self.name == "sgd" else ("m", "v"))}
+        ptrs = (layout.P, layout.row, params.data_ptr(), grad.data_ptr())
+        if self.name == "sgd":
+            _fused.sgd(*ptrs, self.state["buf"].data_ptr(), out.data_ptr(), wd, self._mom.data_ptr(),
+                       self._lr.data_ptr(), first)
+            return
+        b1, b2 = self.betas
+        inv_coef, eps_over_coef = self._adam_coefficients()
+        _fused.adam(*ptrs, self.state["m"].data_ptr(), self.state["v"].data_ptr(), out.data_ptr(), wd,
+                    inv_coef.data_ptr(), eps_over_coef.data_ptr(), first, 1 - b1, b2, 1 - b2)
 
     def _adam_coefficients(self) -> tuple[Tensor, Tensor]:
         """Per-model ``1/c`` and ``ε√(1−β₂ᵗ)/c`` ``[P, 1]`` with ``c = lr·√(1−β₂ᵗ)/(1−β₁ᵗ)`` (float64, then float32).

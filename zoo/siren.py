@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.hashing import derive_seed
-from zoo.optim import ALIGN
+from zoo.optim import ALIGN, bmm_into
 
 DEFAULT_OMEGA = 30.0
 
@@ -192,7 +192,8 @@ class SirenPopulation:
         g.mul_((weight * (2.0 / (self.N * self.C))).view(self.P, 1, 1))
         params, inputs = sv["params"], sv["inputs"]
         for i in range(self.depth, -1, -1):
-            torch.bmm(g, inputs[i].transpose(1, 2), out=grads[f"layers.{i}.weight"])
+            dw = grads[f"layers.{i}.weight"]
+            bmm_into(g, inputs[i].transpose(1, 2), dw, self.buffer(f"dW{i}", tuple(dw.shape)))
             torch.sum(g, 2, out=grads[f"layers.{i}.bias"])
             if i == 0:
                 break
