@@ -185,12 +185,15 @@ def test_one_pass_c_kernels_give_the_bits_of_the_torch_passes(name, weight_decay
             -9, 3, generator=gen) for k, s in shapes.items()})
         if step == 3:
             layout.rows(grad)[5, 2] = float("nan")
-        outs = []
+        outs, flags = [], []
         for opt in (fused, plain):
             out = layout.empty()
-            opt.step(layout, flat, grad.clone(), out)
+            flags.append(opt.step(layout, flat, grad.clone(), out))
             opt.advance(torch.ones(P, dtype=torch.bool))
             outs.append(out)
+        # from step 3 on model 5's optimizer state holds the NaN: its proposals stay non-finite
+        assert torch.equal(flags[0], flags[1]) and (~flags[0]).nonzero().flatten().tolist() == [5] * (step >= 3), step
+        assert torch.equal(flags[0], torch.isfinite(layout.rows(outs[0])).all(1))
         same = dict(rtol=0, atol=0, equal_nan=True)  # equal values, NaN where the other has NaN
         torch.testing.assert_close(outs[0], outs[1], **same, msg=f"step {step}: parameters differ")
         for slot in plain.state:
@@ -198,6 +201,22 @@ def test_one_pass_c_kernels_give_the_bits_of_the_torch_passes(name, weight_decay
         if step == 3:
             assert not torch.isfinite(layout.rows(outs[0])[5]).all()
         flat = torch.nan_to_num(outs[1])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_proposal_is_rejected_for_a_non_finite_entry_not_for_a_sum_that_overflows(fused):
+    """Model 0's entries are all finite but sum past float32's range; model 1 has one inf."""
+    layout = FlatLayout({"w": (8, 8)}, 3)
+    opt = BatchedOptimizer("sgd", torch.zeros(3), torch.zeros(3), torch.zeros(3))
+    if fused and not opt.fused:
+        pytest.skip("zoo._fused is not built")
+    opt.fused = fused
+    flat = layout.empty()
+    layout.rows(flat)[0] = 3e38
+    layout.rows(flat)[1, 7] = float("inf")
+    finite = opt.step(layout, flat, layout.empty(), layout.empty())
+    assert not torch.isfinite(layout.per_model_sum(flat)[0])
+    assert finite.tolist() == [True, False, True]
 
 
 def test_one_pass_kernels_refuse_buffers_that_are_not_the_layouts_flat_buffers():

@@ -172,16 +172,29 @@ class BatchedOptimizer:
             self.state = {slot: layout.pack({n: self._pending[n][slot] for n in layout.names}) for slot in slots}
             self._pending = {}
 
-    def step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> None:
-        """Write every model's proposed parameters into ``out`` (flat buffers of ``layout``).
+    def step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> Tensor:
+        """Write every model's proposed parameters into ``out`` (flat buffers of ``layout``);
+        return ``[P]`` bool: whether every entry of the model's proposal is finite.
 
-        ``grad`` is scratch: weight decay is added to it in place. Every pass runs over the
-        whole flat buffer; per-model coefficients enter through ``addcmul`` on its rows.
+        With :mod:`zoo._fused` one pass does it all (:attr:`fused`); otherwise ``grad`` is
+        scratch (weight decay is added to it in place), every pass runs over the whole flat
+        buffer, and per-model coefficients enter through ``addcmul`` on its rows.
         """
         self._bind(layout)
         if self.fused:
-            self._fused_step(layout, params, grad, out)
-            return
+            return self._fused_step(layout, params, grad, out)
+        self._torch_step(layout, params, grad, out)
+        rows = layout.rows(out)
+        # a non-finite entry makes the per-model sum non-finite: one reduction for all models,
+        # then the exact test for the few whose sum is not finite (it can overflow)
+        finite = torch.isfinite(layout.per_model_sum(out))
+        if not bool(finite.all()):
+            suspects = (~finite).nonzero().flatten()
+            finite[suspects] = torch.isfinite(rows[suspects]).all(1)
+        return finite
+
+    def _torch_step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> None:
+        """:meth:`step`'s proposal in torch passes (the reference for :mod:`zoo._fused`'s bits)."""
         p_rows, g_rows, o_rows = layout.rows(params), layout.rows(grad), layout.rows(out)
         if not self._no_weight_decay:
             g_rows.addcmul_(p_rows, self._wd)  # g + wd·p
@@ -209,7 +222,7 @@ class BatchedOptimizer:
         torch.addcmul(eps_over_coef, o_rows, inv_coef, out=o_rows)
         torch.addcdiv(params, self.state["m"], out, value=-1.0, out=out)
 
-    def _fused_step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> None:
+    def _fused_step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> Tensor:
         """:meth:`step` in one pass of :mod:`zoo._fused` (same bits as the torch passes below it)."""
         for t in (params, grad, out):  # the kernel reads raw addresses: refuse anything but a flat buffer
             if t.dtype != torch.float32 or t.numel() != layout.numel or not t.is_contiguous():
@@ -219,15 +232,17 @@ class BatchedOptimizer:
         first = slot not in self.state
         if first:
             self.state = {k: layout.empty() for k in (("buf",) if self.name == "sgd" else ("m", "v"))}
+        finite = torch.empty(layout.P, dtype=torch.bool)  # the kernel writes 0/1 bytes
         ptrs = (layout.P, layout.row, params.data_ptr(), grad.data_ptr())
         if self.name == "sgd":
-            _fused.sgd(*ptrs, self.state["buf"].data_ptr(), out.data_ptr(), wd, self._mom.data_ptr(),
-                       self._lr.data_ptr(), first)
-            return
+            _fused.sgd(*ptrs, self.state["buf"].data_ptr(), out.data_ptr(), finite.data_ptr(), wd,
+                       self._mom.data_ptr(), self._lr.data_ptr(), first)
+            return finite
         b1, b2 = self.betas
         inv_coef, eps_over_coef = self._adam_coefficients()
-        _fused.adam(*ptrs, self.state["m"].data_ptr(), self.state["v"].data_ptr(), out.data_ptr(), wd,
-                    inv_coef.data_ptr(), eps_over_coef.data_ptr(), first, 1 - b1, b2, 1 - b2)
+        _fused.adam(*ptrs, self.state["m"].data_ptr(), self.state["v"].data_ptr(), out.data_ptr(),
+                    finite.data_ptr(), wd, inv_coef.data_ptr(), eps_over_coef.data_ptr(), first, 1 - b1, b2, 1 - b2)
+        return finite
 
     def _adam_coefficients(self) -> tuple[Tensor, Tensor]:
         """Per-model ``1/c`` and ``ε√(1−β₂ᵗ)/c`` ``[P, 1]`` with ``c = lr·√(1−β₂ᵗ)/(1−β₁ᵗ)`` (float64, then float32).
@@ -253,9 +268,7 @@ class BatchedOptimizer:
         ``(new flat, new spare, accept)``: the two buffers swap, ``accept`` is the models
         that stepped (the next step's ``active``). Shared by classifier and INR training.
         """
-        self.step(layout, flat, grad, spare)
-        # a non-finite entry makes the per-model sum non-finite: one reduction, not a full mask
-        accept = training & torch.isfinite(layout.per_model_sum(spare))
+        accept = training & self.step(layout, flat, grad, spare)
         if not bool(accept.all()):  # frozen models keep their last finite weights
             keep = ~accept
             layout.rows(spare)[keep] = layout.rows(flat)[keep]
