@@ -72,7 +72,6 @@ def padded_batch(b: int, multiple: int) -> int:
     return -(-b // multiple) * multiple
 
 
-
 class ManualMLP:
     """Loss of every model of an MLP population and its gradient, without autograd.
 

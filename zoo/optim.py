@@ -223,7 +223,7 @@ class BatchedOptimizer:
         torch.addcdiv(params, self.state["m"], out, value=-1.0, out=out)
 
     def _fused_step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> Tensor:
-        """:meth:`step` in one pass of :mod:`zoo._fused` (same bits as the torch passes below it)."""
+        """:meth:`step` in one pass of :mod:`zoo._fused` (the bits of :meth:`_torch_step`)."""
         for t in (params, grad, out):  # the kernel reads raw addresses: refuse anything but a flat buffer
             if t.dtype != torch.float32 or t.numel() != layout.numel or not t.is_contiguous():
                 raise ValueError(f"expected flat float32 buffers of {layout.numel} entries, got {t.dtype} {tuple(t.shape)}")
