@@ -127,6 +127,11 @@ def read_benchmarks(data: Path) -> dict[str, dict[str, float]]:
     return dict(stages)
 
 
+def _mb(value: float) -> str:
+    """A table cell in MB; "—" for a rule without a ``benchmark:`` file (no peak RSS recorded)."""
+    return "—" if value != value else f"{value:,.0f}"
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
@@ -289,7 +294,7 @@ def main() -> None:
               "|---|---:|---:|---:|---:|---:|---:|" + ("" if args.full else "---:|---:|")]
     for r in rows:
         lines.append(f"| {r['stage']} | {r['jobs']} | {r['cpu_s']:,.1f} | {r['cpu_s_per_model']:.4f} | "
-                     f"{r['startup_cpu_s']:.2f} | {100 * r['startup_share']:.1f}% | {r['max_rss_mb']:,.0f} |"
+                     f"{r['startup_cpu_s']:.2f} | {100 * r['startup_share']:.1f}% | {_mb(r['max_rss_mb'])} |"
                      + ("" if args.full else f" {r['full_jobs']:.0f} | {r['full_cpu_s']:,.0f} |"))
     lines.append(f"| **all** | {sum(r['jobs'] for r in rows)} | {total_cpu:,.1f} | {total_cpu / n_models:.4f} | | "
                  f"{100 * startup_total / max(total_cpu, 1e-9):.1f}% | |"
