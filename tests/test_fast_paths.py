@@ -168,9 +168,6 @@ def test_one_pass_c_kernels_give_the_bits_of_the_torch_passes(name, weight_decay
     non-finite (its proposal must be non-finite in both), and every model has its own
     learning rate, momentum and decay; the kernels make one pass where torch makes up to six.
     """
-    import zoo.optim
-
-    assert zoo.optim._fused is not None, "zoo._fused is not built: `pip install -e .` compiles it (needs a C compiler)"
     P, gen = 33, torch.Generator().manual_seed(5)
     shapes = {"w": (7, 5), "b": (7,), "c": (3, 3)}
     layout = FlatLayout(shapes, P)
@@ -178,7 +175,7 @@ def test_one_pass_c_kernels_give_the_bits_of_the_torch_passes(name, weight_decay
              torch.rand(P, generator=gen) * weight_decay)
     fused, plain = BatchedOptimizer(name, *hyper), BatchedOptimizer(name, *hyper)
     plain.fused = False
-    assert fused.fused
+    assert fused.fused, "zoo._fused is not built: `pip install -e .` compiles it (needs a C compiler)"
     flat = layout.pack({k: torch.randn(P, *s, generator=gen) for k, s in shapes.items()})
     for step in range(6):
         grad = layout.pack({k: torch.randn(P, *s, generator=gen) * 10 ** torch.empty(P, *[1] * len(s)).uniform_(

@@ -184,13 +184,12 @@ class BatchedOptimizer:
         if self.fused:
             return self._fused_step(layout, params, grad, out)
         self._torch_step(layout, params, grad, out)
-        rows = layout.rows(out)
         # a non-finite entry makes the per-model sum non-finite: one reduction for all models,
         # then the exact test for the few whose sum is not finite (it can overflow)
         finite = torch.isfinite(layout.per_model_sum(out))
         if not bool(finite.all()):
             suspects = (~finite).nonzero().flatten()
-            finite[suspects] = torch.isfinite(rows[suspects]).all(1)
+            finite[suspects] = torch.isfinite(layout.rows(out)[suspects]).all(1)
         return finite
 
     def _torch_step(self, layout: FlatLayout, params: Tensor, grad: Tensor, out: Tensor) -> None:
